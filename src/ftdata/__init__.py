@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -15,7 +15,3 @@ def load_hf(ref: str, store: str | None = None) -> datasets.DatasetDict:
     from ftdata.hf import load_hf as _load_hf
 
     return _load_hf(ref, store)
-
-
-def __getattr__(name: str) -> Any:
-    raise AttributeError(name)
