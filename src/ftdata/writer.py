@@ -1,0 +1,190 @@
+"""Write a version directory and its manifest, atomically; read a version back as a frame."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import polars as pl
+
+import ftdata
+from ftdata import frame as F
+from ftdata.store import MANIFEST, REJECTED, ROWS, SCHEMA_VERSION, Store, Version, dump_json, file_entry
+
+if TYPE_CHECKING:
+    from ftdata.pipeline import StageReport
+
+SPLIT_ORDER = ("train", "validation", "test")
+ALWAYS_WRITTEN = ("train", "validation")
+TRAINED_TOKENS = "_ftdata_trained_tokens"
+PREFIX = "_ftdata_"
+
+
+def label_distribution(frame: pl.DataFrame) -> dict[str, int]:
+    if frame.is_empty():
+        return {}
+    counts = frame.group_by(pl.col(F.LABEL).fill_null("(none)")).len()
+    return {str(label): int(n) for label, n in sorted(counts.iter_rows())}
+
+
+def split_names(final: pl.DataFrame) -> list[str]:
+    present = set(final.get_column(F.SPLIT).drop_nulls().unique().to_list()) if final.height else set()
+    extra = sorted(present - set(SPLIT_ORDER))
+    return [s for s in SPLIT_ORDER if s in present or s in ALWAYS_WRITTEN] + extra
+
+
+def rejected_lines(rejected: pl.DataFrame) -> bytes:
+    """One JSON object per rejected row: where it came from, why it went, and its content."""
+    out = bytearray()
+    dumps = orjson.dumps
+    for row in rejected.iter_rows(named=True):
+        record = row[F.RECORD]
+        entry = {
+            "stage": row[F.STAGE],
+            "reason": row[F.REASON],
+            "detail": row[F.DETAIL],
+            "source": row[F.SOURCE],
+            "line": row[F.LINE],
+            "row_id": row[F.ID],
+            "origin": row[F.ORIGIN],
+            "label": row[F.LABEL],
+            "duplicate_of": row[F.DUPLICATE_OF],
+            "similarity": row[F.SIMILARITY],
+            # Parsed content when there was a record, else the original text that could not be parsed.
+            "record": orjson.Fragment(record) if record is not None else None,
+            "raw": row[F.RAW],
+        }
+        out += dumps(entry)
+        out += b"\n"
+    return bytes(out)
+
+
+def index_frame(final: pl.DataFrame) -> pl.DataFrame:
+    """rows.jsonl: every `_ftdata_*` column except the record itself, prefix stripped."""
+    columns = [c for c in final.columns if c.startswith(PREFIX) and c != F.RECORD]
+    return final.select(columns).rename({c: c.removeprefix(PREFIX) for c in columns})
+
+
+def cost_section(target_model: str, train_tokens: int | None, n_train: int) -> dict[str, Any] | None:
+    if train_tokens is None or n_train == 0:
+        return None
+    from ftdata import pricing
+
+    try:
+        return pricing.estimate_cost(target_model, train_tokens, n_train)
+    except pricing.UnknownModel:
+        return None
+
+
+def write_version(
+    store: Store,
+    dataset: str,
+    vid: str,
+    final: pl.DataFrame,
+    rejected: pl.DataFrame,
+    reports: Sequence[StageReport],
+    sections: dict[str, Any],
+    header: dict[str, Any],
+    labels_ingested: pl.DataFrame,
+    carry: dict[str, Any] | None = None,
+) -> tuple[Version, dict[str, Any]]:
+    if F.SPLIT not in final.columns:
+        raise ValueError("the recipe has no split stage: rows have no split to be written to")
+    names = split_names(final)
+    rank = {name: i for i, name in enumerate(names)}
+    final = final.with_columns(
+        pl.col(F.SPLIT).replace_strict(rank, default=None, return_dtype=pl.Int32).alias("__rank")
+    ).sort("__rank", maintain_order=True).drop("__rank")
+
+    tmp = store.tmp_dir(dataset, vid)
+    try:
+        splits: dict[str, dict[str, Any]] = {}
+        has_tokens = F.TOKENS in final.columns
+        for name in names:
+            part = final.filter(pl.col(F.SPLIT) == name)
+            path = tmp / f"{name}.jsonl"
+            texts = part.get_column(F.RECORD)
+            with path.open("wb") as fh:
+                if part.height:
+                    fh.write("\n".join(texts.to_list()).encode())
+                    fh.write(b"\n")
+            entry = file_entry(path, part.height)
+            entry["synthetic"] = int(part.get_column(F.ORIGIN).str.starts_with("synthetic").sum())
+            entry["labels"] = label_distribution(part) if part.get_column(F.LABEL).null_count() < part.height else {}
+            if has_tokens:
+                entry["tokens"] = int(part.get_column(F.TOKENS).sum() or 0)
+                if TRAINED_TOKENS in part.columns:
+                    entry["trained_tokens"] = int(part.get_column(TRAINED_TOKENS).sum() or 0)
+            splits[name] = entry
+        written = sum(s["rows"] for s in splits.values())
+        if written != final.height:
+            raise ValueError(f"{final.height - written} rows have no split; refusing to write a version that does not add up")
+
+        (tmp / REJECTED).write_bytes(rejected_lines(rejected))
+        index_frame(final).write_ndjson(tmp / ROWS)
+        files = {
+            "rejected": file_entry(tmp / REJECTED, rejected.height),
+            "rows": file_entry(tmp / ROWS, final.height),
+        }
+
+        by_reason: dict[str, int] = {}
+        for report in reports:
+            for reason, n in report.rejected_by_reason.items():
+                key = f"{report.name}.{reason}"
+                by_reason[key] = by_reason.get(key, 0) + n
+        generated = sum(r.generated for r in reports)
+        manifest: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "dataset": dataset,
+            "version": vid,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "ftdata_version": ftdata.__version__,
+            **header,
+            "stages": [r.manifest_entry() for r in reports],
+            "splits": splits,
+            "files": files,
+            "totals": {
+                "input_rows": sum(i.get("rows", 0) for i in header["inputs"]),
+                "generated": generated,
+                "kept": final.height,
+                "rejected": rejected.height,
+                "rejected_by_reason": dict(sorted(by_reason.items())),
+            },
+            "labels": {"ingested": label_distribution(labels_ingested), "final": label_distribution(final)},
+            **(carry or {}),
+        }
+        for key, value in sections.items():
+            if isinstance(value, dict) and isinstance(manifest.get(key), dict):
+                manifest[key] = {**manifest[key], **value}
+            else:
+                manifest[key] = value
+        if has_tokens and "train" in splits:
+            cost = cost_section(header["target_model"], splits["train"].get("tokens"), splits["train"]["rows"])
+            if cost is not None:
+                manifest["cost"] = cost
+        (tmp / MANIFEST).write_bytes(dump_json(manifest))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return store.commit(tmp, dataset, vid), manifest
+
+
+def load_version_frame(version: Version) -> pl.DataFrame:
+    """A version's kept rows as a canonical frame (with SPLIT and every index column), in file order."""
+    records: list[str] = []
+    order = {name: i for i, name in enumerate(SPLIT_ORDER)}
+    for name in sorted(version.splits, key=lambda n: (order.get(n, len(order)), n)):
+        with version.split_path(name).open("rb") as fh:
+            records.extend(line.rstrip(b"\n").decode() for line in fh if line.strip())
+    index = pl.read_ndjson(version.path / ROWS) if records else pl.DataFrame()
+    index = index.rename({c: PREFIX + c for c in index.columns})
+    frame = index.with_columns(pl.Series(F.RECORD, records, dtype=pl.String()))
+    for name, dtype in F.SCHEMA.items():
+        if name not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(name))
+        else:
+            frame = frame.with_columns(pl.col(name).cast(dtype))
+    return frame
