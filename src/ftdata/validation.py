@@ -301,6 +301,8 @@ def _check_message(
         calls = message.get("tool_calls", _MISSING)
         if calls is not _MISSING:
             content_optional = _check_tool_calls(calls, loc, tool_names, problems)
+        # A legacy function_call (already reported) stands in for content: do not report that twice.
+        content_optional = content_optional or "function_call" in message
         refusal = message.get("refusal")
         if refusal is not None:
             if type(refusal) is str and refusal.strip():
