@@ -1,0 +1,107 @@
+"""tokens: per-row billed and trained token counts for the target model (adds columns, rejects nothing).
+
+TOKENS holds the billed tokens of the example (what OpenAI charges per epoch and what the per-example
+limit applies to); TRAINED_TOKENS the assistant tokens the loss is computed on. Only rows that reached
+this stage are counted, so put it after dedup: on large frames it is the most expensive stage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import polars as pl
+from pydantic import Field
+
+from ftdata import frame as F
+from ftdata.stage import Context, Stage, StageConfig, StageResult
+
+TRAINED_TOKENS = "_ftdata_trained_tokens"
+DEFAULT_MODEL_HELP = "gpt-4.1-mini-2025-04-14"
+
+
+class TokensConfig(StageConfig):
+    model: str | None = Field(
+        default=None,
+        description="Target model (snapshot, local:<name> or hf:<path>); None: the run's target model",
+    )
+    tokenizer: str | None = Field(
+        default=None,
+        description="hf:<path-or-id> (local files) or a tiktoken encoding; None: the model's own",
+    )
+    workers: int | None = Field(default=None, ge=1, description="Processes for counting; None: the run's workers")
+
+
+def summary_stats(frame: pl.DataFrame) -> dict[str, Any]:
+    """total, trained, mean, p50, p95, max, rows of the count columns (nearest-rank percentiles: integers)."""
+    if frame.is_empty():
+        return {"total": 0, "trained": 0, "mean": 0.0, "p50": 0, "p95": 0, "max": 0, "rows": 0}
+    tokens = pl.col(F.TOKENS)
+    row = frame.select(
+        total=tokens.sum(),
+        trained=pl.col(TRAINED_TOKENS).sum(),
+        mean=tokens.mean().round(2),
+        p50=tokens.quantile(0.5, interpolation="nearest"),
+        p95=tokens.quantile(0.95, interpolation="nearest"),
+        max=tokens.max(),
+    ).row(0, named=True)
+    return {
+        **{key: int(value) for key, value in row.items() if key != "mean"},
+        "mean": float(row["mean"]),
+        "rows": frame.height,
+    }
+
+
+def add_token_columns(frame: pl.DataFrame, model: str, tokenizer: str | None, workers: int) -> tuple[pl.DataFrame, str]:
+    """The frame with TOKENS and TRAINED_TOKENS, and the tokenizer spec that counted them."""
+    from ftdata.tokenizer import count_records, resolve_tokenizer
+
+    spec = resolve_tokenizer(model, tokenizer)
+    totals, trained = count_records(spec, frame.get_column(F.RECORD), workers=workers)
+    return frame.with_columns(
+        pl.Series(F.TOKENS, totals, dtype=pl.Int64()),
+        pl.Series(TRAINED_TOKENS, trained, dtype=pl.Int64()),
+    ), spec
+
+
+def run(frame: pl.DataFrame, config: TokensConfig, ctx: Context) -> StageResult:
+    from ftdata.pricing import model_info
+
+    model = config.model or ctx.target_model
+    model_info(model)  # an unknown model fails before any counting
+    kept, spec = add_token_columns(frame, model, config.tokenizer, config.workers or ctx.workers)
+    section = {
+        "model": model,
+        ("tokenizer" if spec.startswith("hf:") else "encoding"): spec,
+        **summary_stats(kept),
+    }
+    return StageResult(kept=kept, stats={"tokenizer": spec}, sections={"tokens": section})
+
+
+def _config_from_cli(params: dict[str, Any]) -> TokensConfig:
+    return TokensConfig(model=params.get("model"), tokenizer=params.get("tokenizer"))
+
+
+STAGE = Stage(
+    name="tokens",
+    version="1",
+    kind="annotator",
+    config_cls=TokensConfig,
+    run=run,
+    order=60,
+    description="Billed and trained tokens per example for the target model (tiktoken or a HF chat template)",
+    cli_options=[
+        click.Option(
+            ["--model"],
+            default=None,
+            help=f"Target model: token counts, example limit and cost (default {DEFAULT_MODEL_HELP}; "
+            "local:<name> or hf:<path> for local models).",
+        ),
+        click.Option(
+            ["--tokenizer"],
+            default=None,
+            help="Count with a Hugging Face tokenizer and its chat template: hf:<path-or-id> (local files only).",
+        ),
+    ],
+    config_from_cli=_config_from_cli,
+)
