@@ -1,0 +1,36 @@
+"""JSON reader: a .json input holds one array of objects; LINE is the 1-based index in the array."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import orjson
+
+from ftdata.ingest.detect import plan_for_objects
+from ftdata.ingest.layouts import json_type
+from ftdata.ingest.options import IngestError, IngestOptions
+from ftdata.ingest.rows import FileRows, collect_objects
+
+BOM = b"\xef\xbb\xbf"
+
+
+def read_json(path: Path, source: str, options: IngestOptions) -> FileRows:
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        value = orjson.loads(data.removeprefix(BOM))
+    except orjson.JSONDecodeError as exc:
+        # One broken byte spoils a whole JSON document: no row can be told from the next.
+        hint = " (one JSON value per line? name the file .jsonl)" if exc.msg.startswith("trailing") else ""
+        raise IngestError(
+            f"{source}:{exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno}){hint}; "
+            "a .json input must hold one array of objects"
+        ) from exc
+    if type(value) is not list:
+        raise IngestError(
+            f"{source}: holds a JSON {json_type(value)}; a .json input must hold one array of objects "
+            "(one object per line: name the file .jsonl)"
+        )
+    plan = plan_for_objects(value, source, options)
+    return collect_objects(value, plan, source, sha256)

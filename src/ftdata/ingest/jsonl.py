@@ -1,0 +1,178 @@
+"""JSON Lines reader: bytes in large chunks, one orjson.loads per physical line, every line accounted for.
+
+`pl.read_ndjson` cannot be used: it aborts on the first bad line, and a dataset's bad lines must become
+rejected rows (file + line) while the rest of the file goes through. A physical line is what lies between
+two b"\\n" (a final line without one counts too); its 1-based number is LINE.
+
+With `workers > 1` a big file is cut into byte ranges at line starts and parsed in a process pool; results
+are joined in range order and line numbers made file-global, so the output does not depend on `workers`.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import orjson
+import polars as pl
+
+from ftdata.ingest.detect import plan_for_objects
+from ftdata.ingest.layouts import LayoutPlan
+from ftdata.ingest.options import IngestError, IngestOptions
+from ftdata.ingest.rows import FileRows, RowCollector, shift_lines
+from ftdata.store import sha256_file
+
+BOM = b"\xef\xbb\xbf"
+CHUNK_BYTES = 16 << 20
+# Parallel reading pays for its worker start-up (~1 s: a fresh interpreter imports polars) on big files only.
+PARALLEL_MIN_BYTES = 64 << 20
+RANGE_BYTES = 32 << 20
+
+
+def read_jsonl(
+    path: Path, source: str, options: IngestOptions, workers: int = 1, parallel_min_bytes: int = PARALLEL_MIN_BYTES
+) -> FileRows:
+    plan = plan_for_objects(_iter_objects(path), source, options)
+    layout = plan.layout if plan else None
+    size = path.stat().st_size
+    if workers > 1 and size >= parallel_min_bytes:
+        return _read_parallel(path, source, plan, size, workers)
+    hasher = hashlib.sha256()
+    rows, lines = parse_range(path, 0, size, plan, hasher)
+    return rows.finish(source, lines, layout, hasher.hexdigest())
+
+
+def _problem(line: bytes, exc: orjson.JSONDecodeError) -> tuple[str, str]:
+    if not line.strip():
+        return "blank_line", "the line is empty or whitespace"
+    try:
+        line.decode()
+    except UnicodeDecodeError as bad:
+        return "invalid_utf8", f"invalid UTF-8 at byte {bad.start + 1} of the line"
+    return "invalid_json", f"{exc.msg} (column {exc.colno})"
+
+
+def _raw(line: bytes) -> str:
+    """The line as text for rejected.jsonl: CR of a CRLF ending dropped, bad bytes shown as \\xNN."""
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    return line.decode("utf-8", "backslashreplace")
+
+
+def iter_lines(path: Path, start: int, end: int, hasher: hashlib._Hash | None = None) -> Iterator[bytes]:
+    """The physical lines in bytes [start, end) of the file (start at a line start), without b"\\n"."""
+    pending: list[bytes] = []  # the line still being read, in pieces: a line may span chunks
+    remaining = end - start
+    at_file_start = start == 0
+    with path.open("rb") as fh:
+        fh.seek(start)
+        while remaining > 0 and (chunk := fh.read(min(CHUNK_BYTES, remaining))):
+            remaining -= len(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
+            if at_file_start and chunk.startswith(BOM):
+                chunk = chunk[len(BOM) :]
+            at_file_start = False
+            lines = chunk.split(b"\n")
+            if len(lines) == 1:
+                pending.append(chunk)
+                continue
+            if pending:
+                lines[0] = b"".join([*pending, lines[0]])
+            pending = [lines.pop()]
+            yield from lines
+    last = b"".join(pending)
+    if last:
+        yield last
+
+
+def parse_range(
+    path: Path, start: int, end: int, plan: LayoutPlan | None, hasher: hashlib._Hash | None = None
+) -> tuple[RowCollector, int]:
+    """Parse the lines in bytes [start, end) (start at a line start); return the rows and the line count."""
+    rows = RowCollector(plan)
+    add, reject = rows.add, rows.reject
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    lineno = 0
+    gc_enabled = gc.isenabled()
+    gc.disable()  # millions of small containers: the cyclic GC would rescan them again and again
+    try:
+        for lineno, line in enumerate(iter_lines(path, start, end, hasher), 1):
+            try:
+                obj = loads(line)
+            except decode_error as exc:
+                reject(lineno, *_problem(line, exc), _raw(line))
+                continue
+            problem = add(obj, lineno)
+            if problem is not None:
+                reject(lineno, *problem, _raw(line))
+    finally:
+        if gc_enabled:
+            gc.enable()
+    return rows, lineno
+
+
+def _iter_objects(path: Path) -> Iterator[object]:
+    """The parsed JSON values of the file's lines, skipping lines that do not parse (layout detection)."""
+    for line in iter_lines(path, 0, path.stat().st_size):
+        try:
+            yield orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+
+
+def _split(path: Path, size: int, parts: int) -> list[tuple[int, int]]:
+    """Byte ranges of about size/parts each, every one starting at a line start."""
+    bounds = [0]
+    with path.open("rb") as fh:
+        for i in range(1, parts):
+            target = max(size * i // parts, bounds[-1] + 1)
+            if target >= size:
+                break
+            fh.seek(target - 1)  # a line starts at `target` when the byte before it is a newline
+            offset = target - 1
+            while block := fh.read(1 << 16):
+                newline = block.find(b"\n")
+                if newline >= 0:
+                    offset += newline + 1
+                    break
+                offset += len(block)
+            if offset >= size:
+                break
+            bounds.append(offset)
+    bounds.append(size)
+    return list(zip(bounds, bounds[1:]))
+
+
+def _parse_range_job(
+    path: str, source: str, start: int, end: int, plan: LayoutPlan | None
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    rows, lines = parse_range(Path(path), start, end, plan)
+    return rows.kept_frame(source), rows.rejected_frame(source), lines
+
+
+def _read_parallel(path: Path, source: str, plan: LayoutPlan | None, size: int, workers: int) -> FileRows:
+    ranges = _split(path, size, max(workers, -(-size // RANGE_BYTES)))
+    context = multiprocessing.get_context("spawn")  # never fork a process that runs polars threads
+    try:
+        with ProcessPoolExecutor(max_workers=min(workers, len(ranges)), mp_context=context) as pool:
+            jobs = [pool.submit(_parse_range_job, str(path), source, start, end, plan) for start, end in ranges]
+            sha256 = sha256_file(path)  # hashed here while the workers parse
+            results = [job.result() for job in jobs]
+    except BrokenProcessPool as exc:
+        raise IngestError(
+            f"{source}: a worker process died while reading the file ({exc}). A script that runs ftdata with "
+            'workers > 1 must start it under `if __name__ == "__main__":` (workers are fresh interpreters '
+            "that import the script)"
+        ) from exc
+    kept, rejected, offset = [], [], 0
+    for kept_part, rejected_part, lines in results:
+        kept.append(shift_lines(kept_part, offset))
+        rejected.append(shift_lines(rejected_part, offset))
+        offset += lines
+    return FileRows(pl.concat(kept), pl.concat(rejected), offset, plan.layout if plan else None, sha256)
