@@ -76,7 +76,7 @@ TOKENS_REPLY_PRIMING = 3
 
 # Row count above which counting fans out to worker processes (below it, spawning costs more than it saves).
 PARALLEL_MIN_ROWS = 20_000
-_CHUNK_ROWS = 10_000
+CHUNK_ROWS = 10_000
 
 
 class TokenizerError(ValueError):
@@ -120,14 +120,13 @@ def encoding_for_model(model: str) -> str:
     return model_info(model).encoding
 
 
-def _content_text(content: Any) -> Iterator[str]:
-    """The text of a message's content: a string, or the text parts of a content list."""
+def _content_text(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a content list joined."""
     if isinstance(content, str):
-        yield content
-    elif isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                yield part["text"]
+        return content
+    if isinstance(content, list):
+        return "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
 
 
 class _TiktokenCounter:
@@ -157,13 +156,8 @@ class _TiktokenCounter:
         name = message.get("name")
         if isinstance(name, str):
             billed += TOKENS_PER_NAME + len(encode(name))
-        body = 0
-        content = message.get("content")
-        if role in ("system", "developer") and isinstance(content, str):
-            body += self.repeated(content)
-        else:
-            for text in _content_text(content):
-                body += len(encode(text))
+        text = _content_text(message.get("content"))
+        body = self.repeated(text) if role in ("system", "developer") else len(encode(text))
         for call in message.get("tool_calls") or ():
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict):
@@ -245,7 +239,7 @@ def _template_messages(messages: Any) -> list[dict[str, Any]]:
     for message in messages or ():
         m = {k: v for k, v in message.items() if k != "weight"}
         if isinstance(m.get("content"), list):
-            m["content"] = "".join(_content_text(m["content"]))
+            m["content"] = _content_text(m["content"])
         out.append(m)
     return out
 
@@ -325,7 +319,11 @@ def count_texts(spec: str, texts: pl.Series | Sequence[str]) -> tuple[list[int],
 
 
 def count_records(
-    spec: str, texts: pl.Series, workers: int = 1, advance: Callable[[int], None] | None = None
+    spec: str,
+    texts: pl.Series,
+    workers: int = 1,
+    parallel_min_rows: int = PARALLEL_MIN_ROWS,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> tuple[list[int], list[int]]:
     """(total, trained) per RECORD text, in chunks; large inputs fan out over `workers` processes.
 
@@ -334,7 +332,7 @@ def count_records(
     that calls this must guard its entry point with `if __name__ == "__main__":`.
     """
     _counter(spec)  # load here first so a bad spec fails in this process with a plain message
-    chunks = [texts.slice(i, _CHUNK_ROWS) for i in range(0, len(texts), _CHUNK_ROWS)]
+    chunks = [texts.slice(i, chunk_rows) for i in range(0, len(texts), chunk_rows)]
     workers = max(1, min(workers, os.cpu_count() or 1, len(chunks)))
     totals: list[int] = []
     trained: list[int] = []
@@ -342,10 +340,8 @@ def count_records(
     def collect(result: tuple[list[int], list[int]]) -> None:
         totals.extend(result[0])
         trained.extend(result[1])
-        if advance:
-            advance(len(result[0]))
 
-    if workers == 1 or len(texts) < PARALLEL_MIN_ROWS:
+    if workers == 1 or len(texts) < parallel_min_rows:
         for chunk in chunks:
             collect(count_texts(spec, chunk))
         return totals, trained
