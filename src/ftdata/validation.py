@@ -106,7 +106,7 @@ def _check_chat(obj: Any, problems: list[Problem]) -> None:
     last = messages[-1]
     if type(last) is dict:
         role = last.get("role")
-        if type(role) is str and role != "assistant":
+        if type(role) is str and role in _ROLE_KEYS and role != "assistant":  # a bad role is reported already
             problems.append(
                 Problem(
                     "last_message_not_assistant",
