@@ -49,8 +49,14 @@ def test_problems_exit_3_one_line_each_sorted_by_path_and_line(files: Path) -> N
     assert result.stderr.startswith("ftdata check: 3 files, 12 rows, 2 problems in 2 rows (")
 
 
-def test_every_reason_file_through_the_cli_names_its_reason_on_line_two(files: Path) -> None:
-    # Chat reasons whose row ingest reads as a chat row; the others stop at ingest (tested in test_validation).
+@pytest.mark.parametrize("name", sorted(p.stem for p in DATA.glob("*.jsonl")))
+def test_every_data_file_gives_its_reason_on_line_two(name: str) -> None:
+    report = check_files([str(DATA / f"{name}.jsonl")])
+    expected = [] if name.endswith("_ok") else [(2, name)]
+    assert [(f.line, f.reason) for f in report.findings] == expected
+
+
+def test_reason_lines_through_the_cli(files: Path) -> None:
     for reason in ("invalid_weight", "last_message_not_assistant", "missing_tool_reply"):
         result = run(f"{reason}.jsonl")
         assert result.exit_code == 3
