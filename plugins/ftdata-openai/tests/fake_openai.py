@@ -74,6 +74,10 @@ class FakeOpenAI:
                           "param": "training_file"}
         self.steps_per_poll = 2
         self.total_steps = 6
+        self.canned: dict[tuple[str, str], list[httpx2.Response]] = {}  # answers given once, in order
+
+    def respond_once(self, method: str, path: str, response: httpx2.Response) -> None:
+        self.canned.setdefault((method, path), []).append(response)
 
     # -- plumbing -----------------------------------------------------------------------------------
 
@@ -108,6 +112,9 @@ class FakeOpenAI:
         given = request.headers.get("authorization", "").removeprefix("Bearer ") or request.headers.get("api-key")
         if given != self.api_key:
             return error(401, "Incorrect API key provided: sk-wr*****ng.", code="invalid_api_key")
+        canned = self.canned.get((sent.method, sent.path))
+        if canned:
+            return canned.pop(0)
         if self.rate_limited > 0:
             self.rate_limited -= 1
             return error(429, "Rate limit reached for requests", code="rate_limit_exceeded",
@@ -235,20 +242,22 @@ class FakeOpenAI:
             job["status"] = status
             self._event(job, "info", f"Job {status}")
         if status == "running":
-            for _ in range(self.steps_per_poll):
-                if job["_step"] < self.total_steps:
-                    job["_step"] += 1
-                    step = job["_step"]
-                    data = {"step": step, "total_steps": self.total_steps, "train_loss": 2.0 / step,
-                            "train_mean_token_accuracy": 0.5 + step / 100}
-                    self._event(job, "info", f"Step {step}/{self.total_steps}: training loss={2.0 / step:.3f}",
-                                data, "metrics")
+            self._train(job, self.steps_per_poll)
         if status == "succeeded":
+            self._train(job, self.total_steps)
             self._finish(job)
         if status == "failed":
             job["error"] = dict(self.job_error)
             job["finished_at"] = CREATED + 900
             self._event(job, "error", f"Job failed: {self.job_error['message']}")
+
+    def _train(self, job: dict[str, Any], steps: int) -> None:
+        for _ in range(min(steps, self.total_steps - job["_step"])):
+            job["_step"] += 1
+            step = job["_step"]
+            data = {"step": step, "total_steps": self.total_steps, "train_loss": 2.0 / step,
+                    "train_mean_token_accuracy": 0.5 + step / 100}
+            self._event(job, "info", f"Step {step}/{self.total_steps}: training loss={2.0 / step:.3f}", data, "metrics")
 
     def _finish(self, job: dict[str, Any]) -> None:
         suffix = job["_suffix"] or "none"

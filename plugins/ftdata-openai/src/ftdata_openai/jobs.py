@@ -20,9 +20,8 @@ if TYPE_CHECKING:
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 EVENTS_PAGE = 50
-# Events of a job that was not watched before: show the newest page only, not its whole history.
-FIRST_FETCH_PAGES = 1
-LATER_FETCH_PAGES = 20
+# A job watched for the first time after days of running can hold thousands of events: show the newest.
+MAX_EVENT_PAGES_PER_POLL = 20
 
 
 def job_metadata(values: dict[str, str]) -> dict[str, str]:
@@ -60,8 +59,7 @@ class EventCursor:
     def fetch(self, client: openai.OpenAI, job_id: str) -> list[Any]:
         fresh: list[Any] = []
         after: str | None = None
-        pages = FIRST_FETCH_PAGES if self.last_id is None else LATER_FETCH_PAGES
-        for _ in range(pages):
+        for _ in range(MAX_EVENT_PAGES_PER_POLL):
             kwargs: dict[str, Any] = {"limit": EVENTS_PAGE}
             if after is not None:
                 kwargs["after"] = after

@@ -108,9 +108,10 @@ def start_run(
                 files[split] = uploaded.to_record()
                 record["files"] = files
                 write_run(store, record)
-                wait_until_processed(
-                    client, cache, endpoint.base_url, uploaded, path, connection.sleep, connection.file_wait_max_s
-                )
+                if not uploaded.processed:
+                    wait_until_processed(
+                        client, cache, endpoint.base_url, uploaded, path, connection.sleep, connection.file_wait_max_s
+                    )
         request = job_request(version, options, record, files)
         record["suffix"], record["metadata"] = request["suffix"], request["metadata"]
         with api_errors(f"creating the fine-tuning job for {options.model}", endpoint.base_url, endpoint.key_variable):

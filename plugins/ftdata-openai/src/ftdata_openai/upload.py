@@ -42,6 +42,7 @@ class UploadedFile:
     sha256: str
     bytes: int
     reused: bool
+    processed: bool  # the API already finished processing it (a reused file, usually)
 
     def to_record(self) -> dict[str, Any]:
         return {"file_id": self.file_id, "sha256": self.sha256, "bytes": self.bytes, "reused": self.reused}
@@ -107,14 +108,17 @@ def locate_line(message: str, path: Path) -> str:
     return f"{path}:{number}: {message}{excerpt}"
 
 
-def _reusable(client: openai.OpenAI, file_id: str, size: int) -> bool:
+def _remote_status(client: openai.OpenAI, file_id: str, size: int) -> str | None:
+    """The cached file's status when it can be reused (same size, fine-tune purpose), else None."""
     import openai
 
     try:
         remote = client.files.retrieve(file_id)
     except openai.NotFoundError:
-        return False
-    return remote.status != "error" and remote.bytes == size and remote.purpose == PURPOSE
+        return None
+    if remote.status == "error" or remote.bytes != size or remote.purpose != PURPOSE:
+        return None
+    return str(remote.status)
 
 
 def _upload_in_parts(client: openai.OpenAI, path: Path, filename: str, size: int, md5: str, part_size: int) -> str:
@@ -160,9 +164,11 @@ def ensure_uploaded(
         )
     cached = cache.get(base_url, sha256)
     if cached is not None:
-        if _reusable(client, cached, size):
+        status = _remote_status(client, cached, size)
+        if status is not None:
             log(f"{split}: reusing {cached} (same sha256 {sha256[:12]}…)")
-            return UploadedFile(split, cached, sha256, size, reused=True)
+            return UploadedFile(split, cached, sha256, size, reused=True,
+                                processed=status not in PENDING_FILE_STATUSES)
         cache.forget(base_url, sha256)
     log(f"{split}: uploading {path.name} ({size:,} bytes{', in parts' if size > parts_threshold else ''})")
     try:
@@ -176,7 +182,7 @@ def ensure_uploaded(
             f"the API rejected the {split} file: {locate_line(api_error_text(exc.body, exc.message), path)}"
         ) from None
     cache.put(base_url, sha256, file_id, size, filename)
-    return UploadedFile(split, file_id, sha256, size, reused=False)
+    return UploadedFile(split, file_id, sha256, size, reused=False, processed=False)
 
 
 def wait_until_processed(
