@@ -112,13 +112,14 @@ def parse_proportions(text: str) -> dict[str, float]:
     """`"a=0.5,b=0.5"` → {"a": 0.5, "b": 0.5}."""
     out: dict[str, float] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
-        label, sep, share = item.rpartition("=")
+        label, _, share = item.rpartition("=")
         try:
-            if not sep or not label.strip():
-                raise ValueError
-            out[label.strip()] = float(share)
+            value = float(share)
         except ValueError:
-            raise click.BadParameter(f"expected label=share pairs like a=0.5,b=0.5, got {item!r}") from None
+            value = -1.0
+        if not label.strip() or value < 0:
+            raise ValueError(f"--balance-proportions: expected label=share pairs like a=0.5,b=0.5, got {item!r}")
+        out[label.strip()] = value
     return out
 
 

@@ -11,15 +11,21 @@ from typing import Any
 
 import click
 import polars as pl
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ftdata import frame as F
 from ftdata.stage import Context, Stage, StageConfig, StageResult
+from ftdata.stages.tokens import check_model
 
 
 class LengthConfig(StageConfig):
     max_tokens: int | None = Field(default=None, ge=1, description="Per-example limit; None: the model's limit")
     model: str | None = Field(default=None, description="Model whose limit applies; None: the run's target model")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str | None) -> str | None:
+        return check_model(model)
 
 
 def run(frame: pl.DataFrame, config: LengthConfig, ctx: Context) -> StageResult:

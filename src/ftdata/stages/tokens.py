@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 import polars as pl
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ftdata import frame as F
 from ftdata.stage import Context, Stage, StageConfig, StageResult
@@ -30,6 +30,29 @@ class TokensConfig(StageConfig):
         description="hf:<path-or-id> (local files) or a tiktoken encoding; None: the model's own",
     )
     workers: int | None = Field(default=None, ge=1, description="Processes for counting; None: the run's workers")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str | None) -> str | None:
+        return check_model(model)
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _known_tokenizer(cls, tokenizer: str | None) -> str | None:
+        from ftdata.tokenizer import ENCODINGS
+
+        if tokenizer is not None and not tokenizer.startswith("hf:") and tokenizer not in ENCODINGS:
+            raise ValueError(f"unknown tokenizer {tokenizer!r}: use hf:<path-or-id> or one of {', '.join(ENCODINGS)}")
+        return tokenizer
+
+
+def check_model(model: str | None) -> str | None:
+    """Fail on an unknown model while the config is built, not after the stages before this one ran."""
+    from ftdata.pricing import model_info
+
+    if model is not None:
+        model_info(model)
+    return model
 
 
 def summary_stats(frame: pl.DataFrame) -> dict[str, Any]:
@@ -65,10 +88,8 @@ def add_token_columns(frame: pl.DataFrame, model: str, tokenizer: str | None, wo
 
 
 def run(frame: pl.DataFrame, config: TokensConfig, ctx: Context) -> StageResult:
-    from ftdata.pricing import model_info
-
     model = config.model or ctx.target_model
-    model_info(model)  # an unknown model fails before any counting
+    check_model(model)  # the run's target model was not checked with the config
     kept, spec = add_token_columns(frame, model, config.tokenizer, config.workers or ctx.workers)
     section = {
         "model": model,
