@@ -146,7 +146,7 @@ def test_persistent_rate_limit_stops_with_a_plain_message(
     result = invoke("support@latest", "--model", MODEL, "--yes")
     assert result.exit_code == 1
     assert result.stderr.endswith(
-        "Error: uploading the dataset files: still rate limited (429) after retrying with backoff: Rate limit "
+        "error: uploading the dataset files: still rate limited (429) after retrying with backoff: Rate limit "
         "reached for requests (code rate_limit_exceeded). Wait a little and run the same command again; files "
         "already uploaded are reused.\n")
     assert "Traceback" not in result.output
@@ -160,7 +160,7 @@ def test_upload_rejected_with_400_names_the_line(invoke, chat_version: Version, 
     assert result.exit_code == 1
     path = chat_version.split_path("train")
     third = path.read_bytes().splitlines()[2].decode()
-    assert (f"Error: the API rejected the train file: {path}:3: Invalid file format. "
+    assert (f"error: the API rejected the train file: {path}:3: Invalid file format. "
             "Line 3, message 2: content must be a string (code invalid_file_format, param file)\n"
             f"  3 | {third[:160]}…") in result.stderr
 
@@ -184,7 +184,7 @@ def test_failed_job_records_the_error_and_exits_1(invoke, chat_version: Version,
     result = invoke("support@latest", "--model", MODEL, "--yes", "--wait")
     assert result.exit_code == 1
     assert result.stderr.endswith(
-        "Error: job ftjob-0003 failed: invalid_training_file: Line 3: too few assistant messages "
+        "error: job ftjob-0003 failed: invalid_training_file: Line 3: too few assistant messages "
         "(param training_file)\n")
     record = only_run(store)
     assert record["status"] == "failed"
@@ -197,7 +197,7 @@ def test_model_refused_by_the_api(invoke, chat_version: Version, store: Store) -
     result = invoke("support@latest", "--model", "gpt-4o-2024-08-06", "--yes")
     assert result.exit_code == 1
     assert result.stderr.endswith(
-        "Error: creating the fine-tuning job for gpt-4o-2024-08-06: the API answered 400: Model gpt-4o-2024-08-06 "
+        "error: creating the fine-tuning job for gpt-4o-2024-08-06: the API answered 400: Model gpt-4o-2024-08-06 "
         "is not available for fine-tuning or does not exist. (code model_not_available, param model)\n")
     assert only_run(store)["status"] == "error"
 

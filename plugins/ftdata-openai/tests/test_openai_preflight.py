@@ -52,7 +52,7 @@ def test_too_few_examples_fails_with_exit_3(invoke, store: Store, fake: FakeOpen
     assert result.exit_code == 3
     assert checks_of(result.stdout)["examples"] == {
         "name": "examples", "status": "fail", "detail": "9 training examples (minimum 10)"}
-    assert "Error: preflight failed (examples); nothing was uploaded" in result.stderr
+    assert "error: preflight failed (examples); nothing was uploaded" in result.stderr
     assert fake.sent == []
 
 
@@ -145,7 +145,7 @@ def test_missing_key_is_a_plain_error(invoke, chat_version: Version, connection:
     result = invoke("support@latest", "--model", MODEL, "--yes", connection_=keyless)
     assert result.exit_code == 1
     assert result.stderr.endswith(
-        "Error: no API key: set OPENAI_API_KEY to use the fine-tuning API at https://api.openai.com/v1\n")
+        "error: no API key: set OPENAI_API_KEY to use the fine-tuning API at https://api.openai.com/v1\n")
     assert fake.sent == []
 
 
@@ -158,4 +158,4 @@ def test_bad_option_is_a_usage_error(invoke, chat_version: Version) -> None:
 def test_unknown_version_is_a_plain_error(invoke, chat_version: Version) -> None:
     result = invoke("support@0000", "--model", MODEL, "--dry-run")
     assert result.exit_code == 1
-    assert "Error: no version '0000' of 'support'" in result.stderr
+    assert "error: no version '0000' of 'support'" in result.stderr

@@ -1,29 +1,25 @@
 """`ftdata train openai <dataset>@<version>`: preflight, confirm, upload, create the job, optionally wait.
 
-The lead CLI adds this command under `ftdata train` and passes the store in the context object; run alone
-(or from click's CliRunner) it falls back to `--store`, FTDATA_STORE or ./datasets. Results go to stdout
-(`--json`: one document), tables and progress to stderr.
+`ftdata train` adds this command (with its `--store` option, which puts the store in the context
+object); run alone (e.g. from click's CliRunner) it falls back to FTDATA_STORE or ./datasets. Results go
+to stdout (`--json`: one document), tables and progress to stderr.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 from ftdata.store import Store, StoreError, dump_json
 
 from ftdata_openai.api_limits import METHODS, SEED_MAX
-from ftdata_openai.errors import PreflightFailed, TrainerError
 
-# Everything else (pydantic, the tokenizer, polars via ftdata.frame, openai) is imported inside the
-# command: the plugin host imports this module for every `ftdata` invocation, `--help` included.
+# Everything else (pydantic, the tokenizer, polars, openai) is imported inside the command: the plugin
+# host imports this module for every `ftdata` invocation, `--help` included.
 
 
-def _store(option: Path | None) -> Store:
-    if option is not None:
-        return Store(option)
+def _store() -> Store:
     ctx = click.get_current_context()
     obj = ctx.find_object(dict)
     found = obj.get("store") if obj else None
@@ -67,10 +63,6 @@ def _suffix(value: str | None) -> str | None:
 @click.option("--azure", is_flag=True, help="Use Azure OpenAI (key from AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN).")
 @click.option("--azure-endpoint", help="Azure resource endpoint (env AZURE_OPENAI_ENDPOINT).")
 @click.option("--api-version", help="Azure API version (env OPENAI_API_VERSION).")
-@click.option(
-    "--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Dataset store (default: the ftdata store, FTDATA_STORE, or ./datasets).",
-)
 def train_command(
     ref: str,
     model: str,
@@ -87,7 +79,6 @@ def train_command(
     azure: bool,
     azure_endpoint: str | None,
     api_version: str | None,
-    store_dir: Path | None,
 ) -> None:
     """Fine-tune a model on a dataset version through the OpenAI fine-tuning API.
 
@@ -98,11 +89,12 @@ def train_command(
 
     from ftdata_openai.connection import connection_from_context, require_key, resolve_endpoint
     from ftdata_openai.display import cost_text, preflight_line, render_preflight, run_line, stderr_console
+    from ftdata_openai.errors import PreflightFailed, TrainerError
     from ftdata_openai.options import Options, parse_hyperparameters
     from ftdata_openai.preflight import detect_method, run_preflight
     from ftdata_openai.run import start_run, watch_run
 
-    store = _store(store_dir)
+    store = _store()
     try:
         version = store.resolve(ref)
         method = method or detect_method(version)

@@ -1,8 +1,8 @@
 """Plain-message errors, and the translation of SDK exceptions into them.
 
 Every failure a user can hit (missing key, 401/403, unknown model, rate limit, rejected file, failed job)
-ends as a `TrainerError`: a `click.ClickException`, so any click command prints `Error: <message>` and
-exits 1 without a traceback.
+ends as a `TrainerError`: ftdata's `UserError` (a `click.ClickException`), so any click command prints
+`error: <message>` like the rest of ftdata and exits 1 without a traceback.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import click
+from ftdata.cli import UserError
 
 EXIT_DATA_CHECK = 3
 
 
-class TrainerError(click.ClickException):
+class TrainerError(UserError):
     """An operational failure with a message a user can act on (exit 1)."""
 
 
-class PreflightFailed(click.ClickException):
+class PreflightFailed(UserError):
     """The dataset version breaks the model's rules; nothing was uploaded (exit 3, like `ftdata check`)."""
 
     exit_code = EXIT_DATA_CHECK
