@@ -10,7 +10,7 @@ import orjson
 from fake_openai import FakeOpenAI, error
 from ftdata.runs import list_runs, load_run
 from ftdata.store import Store, Version
-from openai_testdata import API_KEY, MODEL, files_mentioning
+from openai_testdata import API_KEY, MODEL, files_mentioning, preference_row, write_version
 
 from ftdata_openai.connection import Connection
 
@@ -183,9 +183,11 @@ def test_failed_job_records_the_error_and_exits_1(invoke, chat_version: Version,
     fake.job_script = ["validating_files", "failed"]
     result = invoke("support@latest", "--model", MODEL, "--yes", "--wait")
     assert result.exit_code == 1
+    path = chat_version.split_path("train")
+    third = path.read_bytes().splitlines()[2].decode()
     assert result.stderr.endswith(
         "error: job ftjob-0003 failed: invalid_training_file: Line 3: too few assistant messages "
-        "(param training_file)\n")
+        f"(param training_file)\n  at {path}:3\n  3 | {third[:160]}…\n")
     record = only_run(store)
     assert record["status"] == "failed"
     assert record["error"] == {"code": "invalid_training_file", "message": "Line 3: too few assistant messages",
@@ -246,3 +248,16 @@ def test_azure_mode_sends_api_version_and_api_key_header(chat_version: Version, 
     assert record["azure"] == {"endpoint": "https://acme.openai.azure.com", "api_version": "2025-04-01-preview"}
     assert record["status"] == "succeeded"
     assert files_mentioning(tmp_path, API_KEY) == []
+
+
+def test_dpo_job_carries_beta_in_the_dpo_method(invoke, store: Store, fake: FakeOpenAI) -> None:
+    write_version(store, [preference_row(i) for i in range(12)], [preference_row(i) for i in range(40, 43)])
+    result = invoke("support@latest", "--model", MODEL, "--yes", "--wait", "-o", "beta=0.2", "-o", "n_epochs=auto",
+                    "--suffix", "support-dpo")
+    assert result.exit_code == 0, result.output
+    [create] = fake.calls("POST", "/fine_tuning/jobs")
+    assert create.json["method"] == {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2, "n_epochs": "auto"}}}
+    assert create.json["suffix"] == "support-dpo" and "hyperparameters" not in create.json
+    record = only_run(store)
+    assert record["fine_tuned_model"] == f"ft:{MODEL}:org-fake:support-dpo:AbC123"
+    assert record["options"]["method"] == "dpo"

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 from ftdata.runs import new_run, write_run
-from ftdata.store import Store, Version
+from ftdata.store import Store, StoreError, Version
 
 from ftdata_openai.connection import Connection, Endpoint, connection_from_context, make_client
 from ftdata_openai.errors import TrainerError, api_errors
@@ -28,11 +28,12 @@ from ftdata_openai.jobs import (
 )
 from ftdata_openai.options import Options, derive_suffix
 from ftdata_openai.preflight import UPLOADED_SPLITS, Preflight
-from ftdata_openai.upload import FileCache, ensure_uploaded, wait_until_processed
+from ftdata_openai.upload import FileCache, ensure_uploaded, named_line, wait_until_processed
 
 TRAINER = "openai"
 
 Show = Callable[[str], None]
+FILE_PARAMS = {"training_file": "train", "validation_file": "validation"}
 
 
 def _quiet(_: str) -> None:
@@ -153,8 +154,25 @@ def watch_run(
         raise click.Abort() from None
     message = outcome_message(record)
     if message:
-        raise TrainerError(message)
+        raise TrainerError(message + _failed_line(store, record))
     return record
+
+
+def _failed_line(store: Store, record: dict[str, Any]) -> str:
+    """Where a file-validation failure points in the version's split file, when the message names a line."""
+    error = record.get("error") or {}
+    split = FILE_PARAMS.get(error.get("param") or "")
+    if split is None or not error.get("message"):
+        return ""
+    try:
+        path = Version(store.root, record["dataset"], record["version"]).split_path(split)
+        found = named_line(error["message"], path)
+    except (StoreError, OSError):  # the version was deleted since: the API's message stands alone
+        return ""
+    if found is None:
+        return ""
+    location, excerpt = found
+    return f"\n  at {location}{excerpt}"
 
 
 def cancel_run(store: Store, record: dict[str, Any], connection: Connection | None = None) -> dict[str, Any]:

@@ -92,11 +92,15 @@ def sha256_and_md5(path: Path) -> tuple[str, str]:
     return sha.hexdigest(), md5.hexdigest()
 
 
-def locate_line(message: str, path: Path) -> str:
-    """Prefix an API message that names a line with `path:line:` and show the start of that line."""
+def named_line(message: str, path: Path) -> tuple[str, str] | None:
+    """(`path:N`, the start of line N) when an API message names a line or example N, else None.
+
+    The API says "Line N" for upload errors and "Example N" for job validation errors; both are read as
+    1-based line numbers of the file that was uploaded.
+    """
     match = LINE_REFERENCE.search(message)
     if not match:
-        return f"{path}: {message}"
+        return None
     number = int(match.group(1))
     excerpt = ""
     with path.open("rb") as fh:
@@ -105,7 +109,16 @@ def locate_line(message: str, path: Path) -> str:
                 text = line.decode("utf-8", errors="replace").rstrip("\n")
                 excerpt = f"\n  {number} | {text[:160]}{'…' if len(text) > 160 else ''}"
                 break
-    return f"{path}:{number}: {message}{excerpt}"
+    return f"{path}:{number}", excerpt
+
+
+def locate_line(message: str, path: Path) -> str:
+    """An API message about a file, prefixed `path:line:` with that line's start shown when it names one."""
+    found = named_line(message, path)
+    if found is None:
+        return f"{path}: {message}"
+    location, excerpt = found
+    return f"{location}: {message}{excerpt}"
 
 
 def _remote_status(client: openai.OpenAI, file_id: str, size: int) -> str | None:
