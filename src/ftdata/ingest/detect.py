@@ -30,12 +30,13 @@ _LABEL_HINTS = ("category", "label", "topic", "intent", "class", "tag")
 
 
 def _pair(keys: Collection[str], user: str | None, assistant: str | None) -> tuple[str, str] | None:
+    """The user/assistant columns: as named, with a side not named taken from the first common pair that fits."""
     if user is not None and assistant is not None:
         return user, assistant
     for user_key, assistant_key in COMMON_PAIRS:
-        if user in (None, user_key) and assistant in (None, assistant_key):
-            if user_key in keys and assistant_key in keys:
-                return user_key, assistant_key
+        pair = (user or user_key, assistant or assistant_key)
+        if pair[0] != pair[1] and pair[0] in keys and pair[1] in keys:
+            return pair
     return None
 
 

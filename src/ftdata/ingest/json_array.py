@@ -15,6 +15,14 @@ from ftdata.ingest.rows import FileRows, collect_objects
 BOM = b"\xef\xbb\xbf"
 
 
+def _is_json_lines(data: bytes) -> bool:
+    first, _, rest = data.removeprefix(BOM).partition(b"\n")
+    try:
+        return bool(rest.strip()) and type(orjson.loads(first)) is dict
+    except orjson.JSONDecodeError:
+        return False
+
+
 def read_json(path: Path, source: str, options: IngestOptions) -> FileRows:
     data = path.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
@@ -22,7 +30,7 @@ def read_json(path: Path, source: str, options: IngestOptions) -> FileRows:
         value = orjson.loads(data.removeprefix(BOM))
     except orjson.JSONDecodeError as exc:
         # One broken byte spoils a whole JSON document: no row can be told from the next.
-        hint = " (one JSON value per line? name the file .jsonl)" if exc.msg.startswith("trailing") else ""
+        hint = " (one JSON value per line? name the file .jsonl)" if _is_json_lines(data) else ""
         raise IngestError(
             f"{source}:{exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno}){hint}; "
             "a .json input must hold one array of objects"

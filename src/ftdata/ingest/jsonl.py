@@ -64,29 +64,33 @@ def _raw(line: bytes) -> str:
     return line.decode("utf-8", "backslashreplace")
 
 
-def iter_lines(path: Path, start: int, end: int, hasher: hashlib._Hash | None = None) -> Iterator[bytes]:
+def iter_lines(
+    path: Path, start: int, end: int, hasher: hashlib._Hash | None = None, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[bytes]:
     """The physical lines in bytes [start, end) of the file (start at a line start), without b"\\n"."""
     pending: list[bytes] = []  # the line still being read, in pieces: a line may span chunks
     remaining = end - start
-    at_file_start = start == 0
+    at_file_start = start == 0  # until the first line is complete: it may open with a BOM
     with path.open("rb") as fh:
         fh.seek(start)
-        while remaining > 0 and (chunk := fh.read(min(CHUNK_BYTES, remaining))):
+        while remaining > 0 and (chunk := fh.read(min(chunk_bytes, remaining))):
             remaining -= len(chunk)
             if hasher is not None:
                 hasher.update(chunk)
-            if at_file_start and chunk.startswith(BOM):
-                chunk = chunk[len(BOM) :]
-            at_file_start = False
             lines = chunk.split(b"\n")
             if len(lines) == 1:
                 pending.append(chunk)
                 continue
             if pending:
                 lines[0] = b"".join([*pending, lines[0]])
+            if at_file_start:
+                lines[0] = lines[0].removeprefix(BOM)
+                at_file_start = False
             pending = [lines.pop()]
             yield from lines
     last = b"".join(pending)
+    if at_file_start:
+        last = last.removeprefix(BOM)
     if last:
         yield last
 
