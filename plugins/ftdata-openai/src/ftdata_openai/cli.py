@@ -88,7 +88,7 @@ def train_command(
     from pydantic import ValidationError
 
     from ftdata_openai.connection import connection_from_context, require_key, resolve_endpoint
-    from ftdata_openai.display import cost_text, preflight_line, render_preflight, run_line, stderr_console
+    from ftdata_openai.display import cost_text, messages, preflight_line, render_preflight, run_line, stderr_console
     from ftdata_openai.errors import PreflightFailed, TrainerError
     from ftdata_openai.options import Options, parse_hyperparameters
     from ftdata_openai.preflight import detect_method, run_preflight
@@ -108,7 +108,6 @@ def train_command(
     endpoint = resolve_endpoint(base_url, azure, azure_endpoint, api_version)
     connection = connection_from_context()
     console = stderr_console()
-    show = (lambda _: None) if silent else (lambda text: console.print(text, markup=False, highlight=False))
 
     preflight = run_preflight(version, options, endpoint)
     if not silent:
@@ -128,13 +127,15 @@ def train_command(
             f"Start a fine-tuning job of {model} on {endpoint.base_url}: {cost_text(preflight.cost)}?",
             abort=True, err=True,
         )
-    record = start_run(store, version, options, endpoint, preflight, connection, show=show)
+    with messages(console, silent) as (show, _):
+        record = start_run(store, version, options, endpoint, preflight, connection, show=show)
+        if not wait:
+            show(f"follow it with: ftdata runs watch {record['run_id']}")
     if wait:
-        try:
-            record = watch_run(store, record, connection, show=show)
-        except TrainerError:
-            _emit(as_json, {"preflight": preflight.to_dict(), "run": record}, run_line(record))
-            raise
-    elif not silent:
-        show(f"follow it with: ftdata runs watch {record['run_id']}")
+        with messages(console, silent, live=True) as (show, progress):
+            try:
+                record = watch_run(store, record, connection, show=show, progress=progress)
+            except TrainerError:
+                _emit(as_json, {"preflight": preflight.to_dict(), "run": record}, run_line(record))
+                raise
     _emit(as_json, {"preflight": preflight.to_dict(), "run": record}, run_line(record))

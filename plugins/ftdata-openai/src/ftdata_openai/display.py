@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -9,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ftdata_openai.preflight import Preflight
+from ftdata_openai.run import Show, quiet
 
 STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
@@ -16,6 +19,24 @@ STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 def stderr_console() -> Console:
     # Created per command: rich then writes to whatever sys.stderr is at that moment.
     return Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def messages(console: Console, silent: bool, live: bool = False) -> Iterator[tuple[Show, Show]]:
+    """(show, progress) callables: `show` prints a line; `progress` updates one live status line on a
+    terminal when `live`, and prints a line otherwise (logs keep every step)."""
+    if silent:
+        yield quiet, quiet
+        return
+
+    def show(text: str) -> None:
+        console.print(text, markup=False, highlight=False)
+
+    if not (live and console.is_terminal):
+        yield show, show
+        return
+    with console.status("waiting for the job…") as status:
+        yield show, lambda text: status.update(Text(text))
 
 
 def cost_text(cost: dict[str, Any] | None) -> str:

@@ -164,8 +164,10 @@ def watch_job(
     poller: Poller,
     save: Callable[[dict[str, Any]], None],
     show: Callable[[str], None],
+    progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Poll the job until a terminal status; stream new events; keep the record saved as it changes."""
+    """Poll the job until a terminal status; stream new events (metrics go to `progress`); keep the
+    record saved as it changes."""
     job_id = record["job_id"]
     cursor = EventCursor(record.get("last_event_id"))
     while True:
@@ -177,7 +179,7 @@ def watch_job(
         for event in events:
             if event.type == "metrics" and isinstance(event.data, dict):
                 record["metrics"] = dict(event.data)
-                show(progress_line(event.data))
+                progress(progress_line(event.data))
             else:
                 show(f"[{event.level}] {event.message}")
         if events:

@@ -13,11 +13,11 @@ from ftdata_openai.cli import train_command
 
 
 def _watch(store: Store, record: dict[str, Any]) -> dict[str, Any]:
-    from ftdata_openai.display import stderr_console
+    from ftdata_openai.display import messages, stderr_console
     from ftdata_openai.run import watch_run
 
-    console = stderr_console()
-    return watch_run(store, record, show=lambda text: console.print(text, markup=False, highlight=False))
+    with messages(stderr_console(), silent=False, live=True) as (show, progress):
+        return watch_run(store, record, show=show, progress=progress)
 
 
 def _cancel(store: Store, record: dict[str, Any]) -> dict[str, Any]:

@@ -36,8 +36,8 @@ Show = Callable[[str], None]
 FILE_PARAMS = {"training_file": "train", "validation_file": "validation"}
 
 
-def _quiet(_: str) -> None:
-    """The default `show`: library callers get the record, not chatter."""
+def quiet(_: str) -> None:
+    """The default `show`: library callers get the record, not chatter (and what `--silent` shows)."""
 
 
 def preflight_summary(preflight: Preflight) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def start_run(
     endpoint: Endpoint,
     preflight: Preflight,
     connection: Connection,
-    show: Show = _quiet,
+    show: Show = quiet,
 ) -> dict[str, Any]:
     """Upload the version's train/validation files (content-addressed) and create the job."""
     client = make_client(endpoint, connection)
@@ -139,15 +139,21 @@ def _client_for(record: dict[str, Any], connection: Connection) -> tuple[Any, En
 
 
 def watch_run(
-    store: Store, record: dict[str, Any], connection: Connection | None = None, show: Show = _quiet
+    store: Store,
+    record: dict[str, Any],
+    connection: Connection | None = None,
+    show: Show = quiet,
+    progress: Show | None = None,
 ) -> dict[str, Any]:
-    """Follow a run's job to its end; raise TrainerError when it ends without a model."""
+    """Follow a run's job to its end; raise TrainerError when it ends without a model.
+
+    `show` gets events and status changes, `progress` the step/loss line of each metrics event."""
     connection = connection or connection_from_context()
     client, endpoint = _client_for(record, connection)
     poller = Poller(connection.sleep, connection.poll_initial_s, connection.poll_max_s)
     try:
         with api_errors(f"watching job {record['job_id']}", endpoint.base_url, endpoint.key_variable):
-            watch_job(client, record, poller, save=lambda r: write_run(store, r), show=show)
+            watch_job(client, record, poller, save=lambda r: write_run(store, r), show=show, progress=progress or show)
     except KeyboardInterrupt:
         write_run(store, record)
         show(f"stopped watching; the job keeps running. Resume with: ftdata runs watch {record['run_id']}")
