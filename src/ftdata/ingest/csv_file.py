@@ -78,7 +78,7 @@ def read_csv(path: Path, source: str, options: IngestOptions) -> FileRows:
             raise IngestError(f"{source}:{first}: the CSV header repeats {', '.join(map(repr, duplicates))}")
         plan = plan_for_columns(header, source, options)
         break
-    rows = RowCollector(plan)
+    rows = RowCollector(plan, source)
     for line in blank_lines:
         rows.reject(line, "blank_line", "the line is empty", "")
     count = len(blank_lines)
@@ -90,7 +90,7 @@ def read_csv(path: Path, source: str, options: IngestOptions) -> FileRows:
             problem = _problem(fields, header, maybe_bad) or rows.add(dict(zip(header, fields)), first)
         if problem is not None:
             rows.reject(first, *problem, _raw(lines, first, last))
-    return rows.finish(source, count, plan.layout if plan else None, sha256)
+    return rows.finish(count, plan.layout if plan else None, sha256)
 
 
 def _problem(fields: list[str], header: list[str], maybe_bad: bool) -> tuple[str, str] | None:

@@ -43,8 +43,8 @@ def read_jsonl(
     if workers > 1 and size >= parallel_min_bytes:
         return _read_parallel(path, source, plan, size, workers)
     hasher = hashlib.sha256()
-    rows, lines = parse_range(path, 0, size, plan, hasher)
-    return rows.finish(source, lines, layout, hasher.hexdigest())
+    rows, lines = parse_range(path, source, 0, size, plan, hasher)
+    return rows.finish(lines, layout, hasher.hexdigest())
 
 
 def _problem(line: bytes, exc: orjson.JSONDecodeError) -> tuple[str, str]:
@@ -96,10 +96,10 @@ def iter_lines(
 
 
 def parse_range(
-    path: Path, start: int, end: int, plan: LayoutPlan | None, hasher: hashlib._Hash | None = None
+    path: Path, source: str, start: int, end: int, plan: LayoutPlan | None, hasher: hashlib._Hash | None = None
 ) -> tuple[RowCollector, int]:
     """Parse the lines in bytes [start, end) (start at a line start); return the rows and the line count."""
-    rows = RowCollector(plan)
+    rows = RowCollector(plan, source)
     add, reject = rows.add, rows.reject
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
     lineno = 0
@@ -156,8 +156,8 @@ def _split(path: Path, size: int, parts: int) -> list[tuple[int, int]]:
 def _parse_range_job(
     path: str, source: str, start: int, end: int, plan: LayoutPlan | None
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    rows, lines = parse_range(Path(path), start, end, plan)
-    return rows.kept_frame(source), rows.rejected_frame(source), lines
+    rows, lines = parse_range(Path(path), source, start, end, plan)
+    return rows.kept_frame(), rows.rejected_frame(), lines
 
 
 def _read_parallel(path: Path, source: str, plan: LayoutPlan | None, size: int, workers: int) -> FileRows:

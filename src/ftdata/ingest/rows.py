@@ -1,8 +1,9 @@
-"""Collect one file's (or byte range's) rows as plain lists, and turn them into frames once at the end.
+"""Collect one file's (or byte range's) rows as plain lists, turned into polars frames in batches.
 
 Readers call `add(obj, line)` per parsed object — it maps, serialises and hashes the record — and
-`reject(line, reason, detail, raw)` for input that never became an object. Building the polars frames
-once from lists is far faster than growing frames row by row.
+`reject(line, reason, detail, raw)` for input that never became an object. Building frames from lists is
+far faster than growing them row by row; doing it every BATCH_BYTES of records keeps the Python strings
+from living next to their polars copy for a whole 2 GB file (peak memory stays near one copy).
 """
 
 from __future__ import annotations
@@ -30,12 +31,18 @@ class FileRows:
     sha256: str
 
 
+BATCH_BYTES = 64 << 20
+
+
 class RowCollector:
-    def __init__(self, plan: LayoutPlan | None, dumps_default: Callable[[Any], Any] | None = None) -> None:
+    def __init__(self, plan: LayoutPlan | None, source: str, dumps_default: Callable[[Any], Any] | None = None) -> None:
         # A file without a single JSON object has no layout; nothing reaches the mapper then.
         self.plan = plan or LayoutPlan("messages")
+        self.source = source
         self.map = mapper(self.plan)
         self.dumps_default = dumps_default
+        self.batches: list[pl.DataFrame] = []
+        self.batch_bytes = 0
         self.records: list[str] = []
         self.ids: list[str] = []
         self.lines: list[int] = []
@@ -60,34 +67,46 @@ class RowCollector:
         self.lines.append(line)
         self.labels.append(label)
         self.groups.append(group)
+        self.batch_bytes += len(data)
+        if self.batch_bytes >= BATCH_BYTES:
+            self._flush()
         return None
 
     def reject(self, line: int, reason: str, detail: str, raw: str | None) -> None:
         self.rejects.append((line, reason, detail, raw))
 
-    def finish(self, source: str, rows: int, layout: str | None, sha256: str) -> FileRows:
-        return FileRows(self.kept_frame(source), self.rejected_frame(source), rows, layout, sha256)
+    def finish(self, rows: int, layout: str | None, sha256: str) -> FileRows:
+        return FileRows(self.kept_frame(), self.rejected_frame(), rows, layout, sha256)
 
-    def kept_frame(self, source: str) -> pl.DataFrame:
+    def _flush(self) -> None:
         n = len(self.records)
-        return pl.DataFrame(
-            {
-                F.RECORD: pl.Series(self.records, dtype=pl.String()),
-                F.ID: pl.Series(self.ids, dtype=pl.String()),
-                F.KIND: pl.repeat(self.plan.kind, n, dtype=pl.String(), eager=True),
-                F.SOURCE: pl.repeat(source, n, dtype=pl.String(), eager=True),
-                F.LINE: pl.Series(self.lines, dtype=pl.Int64()),
-                F.ORIGIN: pl.repeat("human", n, dtype=pl.String(), eager=True),
-                F.LABEL: pl.Series(self.labels, dtype=pl.String()),
-                F.GROUP: pl.Series(self.groups, dtype=pl.String()),
-                F.CLUSTER: pl.Series([None] * n, dtype=pl.String()),
-            },
-            schema=F.SCHEMA,
+        self.batches.append(
+            pl.DataFrame(
+                {
+                    F.RECORD: pl.Series(self.records, dtype=pl.String()),
+                    F.ID: pl.Series(self.ids, dtype=pl.String()),
+                    F.KIND: pl.repeat(self.plan.kind, n, dtype=pl.String(), eager=True),
+                    F.SOURCE: pl.repeat(self.source, n, dtype=pl.String(), eager=True),
+                    F.LINE: pl.Series(self.lines, dtype=pl.Int64()),
+                    F.ORIGIN: pl.repeat("human", n, dtype=pl.String(), eager=True),
+                    F.LABEL: pl.Series(self.labels, dtype=pl.String()),
+                    F.GROUP: pl.Series(self.groups, dtype=pl.String()),
+                    F.CLUSTER: pl.Series([None] * n, dtype=pl.String()),
+                },
+                schema=F.SCHEMA,
+            )
         )
+        self.records, self.ids, self.lines, self.labels, self.groups = [], [], [], [], []
+        self.batch_bytes = 0
 
-    def rejected_frame(self, source: str) -> pl.DataFrame:
+    def kept_frame(self) -> pl.DataFrame:
+        if self.records or not self.batches:
+            self._flush()
+        return pl.concat(self.batches) if len(self.batches) > 1 else self.batches[0]
+
+    def rejected_frame(self) -> pl.DataFrame:
         return F.reject_raw(
-            {F.SOURCE: source, F.LINE: line, F.REASON: reason, F.DETAIL: detail, F.RAW: raw}
+            {F.SOURCE: self.source, F.LINE: line, F.REASON: reason, F.DETAIL: detail, F.RAW: raw}
             for line, reason, detail, raw in self.rejects
         )
 
@@ -112,10 +131,10 @@ def collect_objects(
     dumps_default: Callable[[Any], Any] | None = None,
 ) -> FileRows:
     """Rows of a file read as a sequence of values (JSON array, Parquet): LINE is the 1-based index."""
-    rows = RowCollector(plan, dumps_default)
+    rows = RowCollector(plan, source, dumps_default)
     count = 0
     for count, obj in enumerate(objects, 1):
         problem = rows.add(obj, count)
         if problem is not None:
             rows.reject(count, *problem, _raw_json(obj, dumps_default))
-    return rows.finish(source, count, plan.layout if plan else None, sha256)
+    return rows.finish(count, plan.layout if plan else None, sha256)
