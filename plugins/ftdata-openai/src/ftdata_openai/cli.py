@@ -60,7 +60,9 @@ def _suffix(value: str | None) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @click.option("-s", "--silent", is_flag=True, help="No tables or progress on stderr.")
 @click.option("--base-url", help="An OpenAI-compatible API (env OPENAI_BASE_URL; default api.openai.com).")
-@click.option("--azure", is_flag=True, help="Use Azure OpenAI (key from AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN).")
+@click.option(
+    "--azure", is_flag=True, help="Use Azure OpenAI (key from AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN)."
+)
 @click.option("--azure-endpoint", help="Azure resource endpoint (env AZURE_OPENAI_ENDPOINT).")
 @click.option("--api-version", help="Azure API version (env OPENAI_API_VERSION).")
 def train_command(
@@ -102,7 +104,9 @@ def train_command(
         raise TrainerError(str(exc)) from None
     hyperparameters = parse_hyperparameters(method, option_pairs)
     try:
-        options = Options(model=model, method=method, hyperparameters=hyperparameters, suffix=_suffix(suffix), seed=seed)
+        options = Options(
+            model=model, method=method, hyperparameters=hyperparameters, suffix=_suffix(suffix), seed=seed
+        )
     except ValidationError as exc:
         raise click.UsageError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
     endpoint = resolve_endpoint(base_url, azure, azure_endpoint, api_version)
@@ -122,7 +126,9 @@ def train_command(
     require_key(endpoint, connection.env)
     if not yes:
         if not sys.stdin.isatty():
-            raise click.UsageError("starting a paid fine-tuning job needs confirmation: pass --yes (stdin is not a terminal)")
+            raise click.UsageError(
+                "starting a paid fine-tuning job needs confirmation: pass --yes (stdin is not a terminal)"
+            )
         click.confirm(
             f"Start a fine-tuning job of {model} on {endpoint.base_url}: {cost_text(preflight.cost)}?",
             abort=True, err=True,

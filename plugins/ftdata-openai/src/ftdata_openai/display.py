@@ -78,7 +78,8 @@ def render_preflight(preflight: Preflight, console: Console) -> None:
 def preflight_line(preflight: Preflight) -> str:
     rows = ", ".join(f"{split.rows} {split.name}" for split in preflight.splits.values())
     verdict = "ok" if preflight.ok else f"FAILED ({', '.join(check.name for check in preflight.failures)})"
-    return f"{preflight.ref} → {preflight.model} ({preflight.method}): preflight {verdict}; {rows}; {cost_text(preflight.cost)}"
+    head = f"{preflight.ref} → {preflight.model} ({preflight.method})"
+    return f"{head}: preflight {verdict}; {rows}; {cost_text(preflight.cost)}"
 
 
 def run_line(record: dict[str, Any]) -> str:

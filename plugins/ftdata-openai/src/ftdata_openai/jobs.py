@@ -25,7 +25,7 @@ MAX_EVENT_PAGES_PER_POLL = 20
 
 
 def job_metadata(values: dict[str, str]) -> dict[str, str]:
-    """Check the API's metadata limits here, so a long dataset name fails before anything is uploaded."""
+    """Check the API's metadata limits before the request, with a message that names the key."""
     if len(values) > METADATA_MAX_KEYS:
         raise TrainerError(f"job metadata has {len(values)} keys; the API allows {METADATA_MAX_KEYS}")
     for key, value in values.items():
