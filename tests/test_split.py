@@ -143,3 +143,11 @@ def test_ratios_from_flags() -> None:
         build({**none, "split": "90/10", "train": 0.9})
     with pytest.raises(ValidationError, match="must be 1"):
         SplitConfig(train=0.9, validation=0.2)
+
+
+def test_ids_that_are_not_sha256_hex_still_split_deterministically() -> None:
+    rows = [{**row(i), F.ID: f"row-{i}"} for i in range(30)]
+    first = STAGE.run(F.make_frame(rows), SplitConfig(), Context(seed=2)).kept.get_column(F.SPLIT).to_list()
+    again = STAGE.run(F.make_frame(rows[::-1]), SplitConfig(), Context(seed=2)).kept.get_column(F.SPLIT).to_list()
+    assert again == first[::-1]
+    assert first.count("validation") == 3

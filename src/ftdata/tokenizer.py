@@ -130,7 +130,7 @@ def _content_text(content: Any) -> str:
 
 
 class _TiktokenCounter:
-    """Counts with one encoding; memoises system prompts and tool lists, which repeat across rows."""
+    """Counts with one encoding; memoises roles, names, system prompts and tool lists, which repeat across rows."""
 
     _MEMO_LIMIT = 4096
 
@@ -152,10 +152,10 @@ class _TiktokenCounter:
         role = message.get("role")
         billed = TOKENS_PER_MESSAGE
         if isinstance(role, str):
-            billed += len(encode(role))
+            billed += self.repeated(role)
         name = message.get("name")
         if isinstance(name, str):
-            billed += TOKENS_PER_NAME + len(encode(name))
+            billed += TOKENS_PER_NAME + self.repeated(name)
         text = _content_text(message.get("content"))
         body = self.repeated(text) if role in ("system", "developer") else len(encode(text))
         for call in message.get("tool_calls") or ():

@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 
 from ftdata import frame as F
 from ftdata.stage import Context, Stage, StageConfig, StageResult
+from ftdata.stages.split import seeded_keys
 
 NO_LABEL = "(none)"
 
@@ -69,9 +70,7 @@ def class_targets(counts: dict[str, int], config: BalanceConfig) -> dict[str, tu
 
 def removal_order(frame: pl.DataFrame, salt: int) -> pl.DataFrame:
     """Rows ranked within their label: rank 0 is kept first."""
-    import xxhash
-
-    keys = [xxhash.xxh64_intdigest(row_id.encode(), seed=salt) for row_id in frame.get_column(F.ID).to_list()]
+    keys = seeded_keys(frame.get_column(F.ID), salt)
     ranked = frame.with_row_index("__row").with_columns(
         pl.col(F.ORIGIN).str.starts_with("synthetic").fill_null(False).alias("__synthetic"),
         # 0 for the first row of each cluster (and rows without one), 1 for later members.
@@ -90,7 +89,7 @@ def run(frame: pl.DataFrame, config: BalanceConfig, ctx: Context) -> StageResult
     if labelled.is_empty():
         ctx.progress.log("balance: no row has a label; nothing to balance")
     targets = class_targets(counts, config)
-    ranked = removal_order(frame, ctx.rng("balance").getrandbits(63))
+    ranked = removal_order(frame, ctx.rng("balance").getrandbits(64))
     target_of = pl.col(F.LABEL).replace_strict(
         {label: keep for label, (keep, _) in targets.items()}, default=None, return_dtype=pl.Int64()
     )

@@ -50,6 +50,23 @@ def _dense(values: pl.Series) -> np.ndarray:
     return values.rank("dense").cast(pl.Int64).to_numpy() - 1
 
 
+def seeded_keys(ids: pl.Series, seed: int) -> np.ndarray:
+    """A seeded pseudo-random uint64 per row id, independent of row order (splitmix64 of the id's hash)."""
+    prefix = ids.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64(), strict=False)
+    if prefix.null_count():  # ids are sha256 hex by contract; hash anything else so it still gets a key
+        import hashlib
+
+        prefix = pl.Series(
+            [int(hashlib.sha256(i.encode()).hexdigest()[:16], 16) if p is None else p for i, p in zip(ids, prefix)],
+            dtype=pl.UInt64(),
+        )
+    x = prefix.to_numpy().astype(np.uint64) ^ np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
 def units(frame: pl.DataFrame, keys: list[str]) -> np.ndarray:
     """Dense unit id per row: rows connected through a shared non-null value of any key column share one."""
     n = frame.height
@@ -96,31 +113,48 @@ def units(frame: pl.DataFrame, keys: list[str]) -> np.ndarray:
     return ids
 
 
-def assign(unit_table: pl.DataFrame, ratios: dict[str, float], rng_seed: int) -> np.ndarray:
-    """Split index (into SPLITS) per unit. unit_table: unit, size, stratum, rep (min row id), sorted by unit."""
-    gen = np.random.default_rng(rng_seed)
-    # Stratum code 0 holds the units without a label; labels get 1.. in sorted order.
-    coded = unit_table.with_columns(pl.col("stratum").rank("dense").fill_null(0).cast(pl.Int64).alias("__stratum"))
-    order = coded.sort("__stratum", "rep", "unit")
-    order = order.with_columns(pl.Series("__key", gen.permutation(order.height))).sort("__stratum", "__key")
-    strata = order.get_column("__stratum").to_numpy()
-    offsets = gen.random(int(strata.max()) + 1)
-    size = pl.col("size")
-    cut = order.with_columns(
-        ((size.cum_sum() - size / 2).over("__stratum") / size.sum().over("__stratum")).alias("__mid")
-    )
-    position = (cut.get_column("__mid").to_numpy() + offsets[strata]) % 1.0
+def unit_strata(labels: pl.Series, unit: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Stratum per unit: 0 for units without a label, else 1 + the rank of the unit's majority label
+    (ties: the smallest label)."""
+    codes = labels.rank("dense").fill_null(0).cast(pl.Int64).to_numpy()
+    stratum = np.zeros(len(size), dtype=np.int64)
+    labelled = codes > 0
+    single = size[unit] == 1
+    stratum[unit[single & labelled]] = codes[single & labelled]
+    shared = ~single & labelled
+    if shared.any():
+        majority = (
+            pl.DataFrame({"unit": unit[shared], "code": codes[shared]})
+            .group_by("unit", "code")
+            .len()
+            .sort("unit", "len", "code", descending=[False, True, False])
+            .unique("unit", keep="first")
+        )
+        stratum[majority.get_column("unit").to_numpy()] = majority.get_column("code").to_numpy()
+    return stratum
+
+
+def assign(size: np.ndarray, stratum: np.ndarray, key: np.ndarray, ratios: dict[str, float], seed: int) -> np.ndarray:
+    """Split index (into SPLITS) per unit: within each stratum, units in key order cut at the ratios."""
+    order = np.lexsort((key, stratum))
+    sizes = size[order]
+    strata = stratum[order]
+    starts = np.flatnonzero(np.r_[True, strata[1:] != strata[:-1]])
+    run = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
+    cum = np.cumsum(sizes)
+    before = np.r_[0, cum[starts[1:] - 1]]
+    totals = np.r_[cum[starts[1:] - 1], cum[-1]] - before
+    middle = (cum - before[run] - sizes / 2) / totals[run]
+    offsets = np.random.default_rng(seed).random(int(stratum.max()) + 1)
+    position = (middle + offsets[strata]) % 1.0
     bounds = np.cumsum([ratios[name] for name in SPLITS])
     split = np.minimum(np.searchsorted(bounds, position, side="right"), len(SPLITS) - 1)
     # Zero-width splits must stay empty even where floating point puts a position on their edge.
     allowed = [i for i, name in enumerate(SPLITS) if ratios[name] > 0]
     split = np.where(np.isin(split, allowed), split, allowed[-1])
-
-    unit_ids = cut.get_column("unit").to_numpy()
-    sizes = cut.get_column("size").to_numpy()
     _fill_empty_splits(split, sizes, allowed)
     result = np.empty(len(split), dtype=np.int64)
-    result[unit_ids] = split
+    result[order] = split
     return result
 
 
@@ -154,25 +188,21 @@ def split_check(frame: pl.DataFrame) -> dict[str, Any]:
 def run(frame: pl.DataFrame, config: SplitConfig, ctx: Context) -> StageResult:
     keys = [F.ID] + [F.CLUSTER] * config.group_by_cluster + [F.GROUP] * config.group_by
     unit = units(frame, keys)
-    stratified = config.stratify and frame.get_column(F.LABEL).is_not_null().any()
-    rows = frame.select(F.ID, F.LABEL).with_columns(pl.Series("unit", unit))
-    unit_table = (
-        rows.group_by("unit")
-        .agg(
-            pl.len().alias("size"),
-            pl.col(F.ID).min().alias("rep"),
-            # Majority label (ties: the smallest); units without a label form their own stratum.
-            pl.col(F.LABEL).drop_nulls().mode().sort().first().alias("stratum")
-            if stratified
-            else pl.lit(None, dtype=pl.String()).alias("stratum"),
-        )
-        .sort("unit")
-    )
-    split_of_unit = assign(unit_table, config.ratios(), ctx.rng("split").getrandbits(64)) if frame.height else unit
+    size = np.bincount(unit)
+    labels = frame.get_column(F.LABEL)
+    stratified = bool(config.stratify and labels.is_not_null().any())
+    split_of_unit = unit
+    if frame.height:
+        seed = ctx.rng("split").getrandbits(64)
+        # A unit's key is the smallest key of its rows: random, and independent of the order rows came in.
+        unit_key = np.full(len(size), np.iinfo(np.uint64).max, dtype=np.uint64)
+        np.minimum.at(unit_key, unit, seeded_keys(frame.get_column(F.ID), seed))
+        stratum = unit_strata(labels, unit, size) if stratified else np.zeros(len(size), dtype=np.int64)
+        split_of_unit = assign(size, stratum, unit_key, config.ratios(), seed)
     codes = pl.Series(F.SPLIT, split_of_unit[unit], dtype=pl.Int64())
     kept = frame.with_columns(codes.replace_strict(dict(enumerate(SPLITS)), return_dtype=pl.String()))
     check = split_check(kept)
-    stats = {"units": unit_table.height, "stratified": bool(stratified), **check["rows"]}
+    stats = {"units": len(size), "stratified": stratified, **check["rows"]}
     return StageResult(kept=kept, stats=stats, sections={"split_check": check})
 
 
