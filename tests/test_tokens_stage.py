@@ -78,6 +78,24 @@ def test_hf_tokenizer_counts_with_the_chat_template(tmp_path: Path) -> None:
     assert result.sections["tokens"]["tokenizer"] == f"hf:{directory}"
 
 
+def test_rows_the_chat_template_refuses_are_rejected(tmp_path: Path) -> None:
+    strict = (
+        "{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('roles must alternate user/assistant') }}{% endif %}"
+        "<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|> {% endif %}"
+    )
+    directory = build_hf_tokenizer(tmp_path / "strict", strict)
+    ok = chat("hello how are you", "fine thanks")
+    two_users = {"messages": [{"role": "user", "content": "hello"}, *ok["messages"]]}
+    config = TokensConfig(model="local:tiny", tokenizer=f"hf:{directory}")
+    result = STAGE.run(make([ok, two_users]), config, Context())
+    assert result.kept.get_column(F.LINE).to_list() == [1]
+    assert result.rejected.get_column(F.LINE).to_list() == [2]
+    assert result.rejected.get_column(F.REASON).to_list() == ["chat_template_error"]
+    assert "roles must alternate user/assistant" in result.rejected.get_column(F.DETAIL)[0]
+
+
 def test_unknown_model_and_bad_tokenizer_fail_in_the_config() -> None:
     with pytest.raises(ValidationError, match="unknown model 'gpt-9'"):
         TokensConfig(model="gpt-9")

@@ -83,6 +83,10 @@ class TokenizerError(ValueError):
     """A tokenizer that cannot be loaded (unknown encoding, missing files, missing package)."""
 
 
+class TemplateError(TokenizerError):
+    """A record the chat template refuses to render (e.g. roles that do not alternate): the trainer would too."""
+
+
 @dataclass(frozen=True)
 class ExampleTokens:
     total: int  # billed tokens of the example
@@ -263,9 +267,14 @@ def count_example_hf(record: dict[str, Any], tokenizer: Any) -> ExampleTokens:
     tools = record.get("tools") or None
 
     def render(prefix: list[dict[str, Any]], generation_prompt: bool = False) -> str:
-        return tokenizer.apply_chat_template(
-            prefix, tools=tools, tokenize=False, add_generation_prompt=generation_prompt
-        )
+        from jinja2 import TemplateError as JinjaError
+
+        try:
+            return tokenizer.apply_chat_template(
+                prefix, tools=tools, tokenize=False, add_generation_prompt=generation_prompt
+            )
+        except JinjaError as exc:
+            raise TemplateError(f"chat template cannot render this conversation: {exc}") from exc
 
     text = render(messages)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -305,17 +314,34 @@ def _counter(spec: str) -> Callable[[dict[str, Any]], ExampleTokens]:
     return _tiktoken_counter(spec).count
 
 
-def count_texts(spec: str, texts: pl.Series | Sequence[str]) -> tuple[list[int], list[int]]:
-    """(total, trained) per RECORD JSON text, in this process."""
+@dataclass
+class Counts:
+    totals: list[int]
+    trained: list[int]
+    # Row index → why it could not be counted (its counts are 0); only chat templates refuse rows.
+    errors: dict[int, str]
+
+    def extend(self, other: Counts) -> None:
+        offset = len(self.totals)
+        self.totals.extend(other.totals)
+        self.trained.extend(other.trained)
+        self.errors.update({offset + i: message for i, message in other.errors.items()})
+
+
+def count_texts(spec: str, texts: pl.Series | Sequence[str]) -> Counts:
+    """Counts of each RECORD JSON text, in this process."""
     count = _counter(spec)
     loads = orjson.loads
-    totals: list[int] = []
-    trained: list[int] = []
-    for text in texts.to_list() if isinstance(texts, pl.Series) else texts:
-        counts = count(loads(text))
-        totals.append(counts.total)
-        trained.append(counts.trained)
-    return totals, trained
+    result = Counts([], [], {})
+    for index, text in enumerate(texts.to_list() if isinstance(texts, pl.Series) else texts):
+        try:
+            counts = count(loads(text))
+        except TemplateError as exc:
+            result.errors[index] = str(exc)
+            counts = ExampleTokens(0, 0)
+        result.totals.append(counts.total)
+        result.trained.append(counts.trained)
+    return result
 
 
 def count_records(
@@ -324,27 +350,25 @@ def count_records(
     workers: int = 1,
     parallel_min_rows: int = PARALLEL_MIN_ROWS,
     chunk_rows: int = CHUNK_ROWS,
-) -> tuple[list[int], list[int]]:
-    """(total, trained) per RECORD text, in chunks; large inputs fan out over `workers` processes.
+) -> Counts:
+    """Counts of each RECORD text, in chunks; large inputs fan out over `workers` processes.
 
     tiktoken holds the GIL for this load (two threads barely beat one), so processes it is. They are
     spawned, not forked (forking a process that runs polars' thread pool can deadlock), so a script
     that calls this must guard its entry point with `if __name__ == "__main__":`.
     """
     _counter(spec)  # load here first so a bad spec fails in this process with a plain message
+    workers = max(1, min(workers, os.cpu_count() or 1))
+    parallel = workers > 1 and len(texts) >= parallel_min_rows
+    if parallel:
+        # Several chunks per worker, so the last one to finish does not leave the others idle for long.
+        chunk_rows = max(1, min(chunk_rows, -(-len(texts) // (8 * workers))))
     chunks = [texts.slice(i, chunk_rows) for i in range(0, len(texts), chunk_rows)]
-    workers = max(1, min(workers, os.cpu_count() or 1, len(chunks)))
-    totals: list[int] = []
-    trained: list[int] = []
-
-    def collect(result: tuple[list[int], list[int]]) -> None:
-        totals.extend(result[0])
-        trained.extend(result[1])
-
-    if workers == 1 or len(texts) < parallel_min_rows:
+    result = Counts([], [], {})
+    if not parallel or len(chunks) < 2:
         for chunk in chunks:
-            collect(count_texts(spec, chunk))
-        return totals, trained
+            result.extend(count_texts(spec, chunk))
+        return result
 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -353,7 +377,7 @@ def count_records(
         # Bounded look-ahead keeps only a few chunks in flight; results are taken in submission order.
         pending = deque(pool.submit(count_texts, spec, chunk) for chunk in chunks[: 2 * workers])
         for chunk in chunks[2 * workers :] + [None] * len(pending):
-            collect(pending.popleft().result())
+            result.extend(pending.popleft().result())
             if chunk is not None:
                 pending.append(pool.submit(count_texts, spec, chunk))
-    return totals, trained
+    return result

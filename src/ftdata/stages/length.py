@@ -33,21 +33,20 @@ def run(frame: pl.DataFrame, config: LengthConfig, ctx: Context) -> StageResult:
 
     model = config.model or ctx.target_model
     limit = config.max_tokens or model_info(model).max_example_tokens
-    counted = frame
+    counted, unrenderable = frame, F.empty_rejects()
     if F.TOKENS not in frame.columns:
         from ftdata.stages.tokens import add_token_columns
 
-        counted, _ = add_token_columns(frame, model, None, ctx.workers)
+        counted, unrenderable, _ = add_token_columns(frame, model, None, ctx.workers, STAGE.name)
     too_long = pl.col(F.TOKENS) > limit
     long_rows = counted.filter(too_long)
     stats = {"limit": limit, "model": model, "too_long": long_rows.height}
-    if long_rows.is_empty():
+    if long_rows.is_empty() and unrenderable.is_empty():
         return StageResult(kept=frame, stats=stats)
     detail = pl.format("{} tokens > limit {} for {}", pl.col(F.TOKENS), pl.lit(limit), pl.lit(model))
-    rejected = F.reject(long_rows, STAGE.name, "too_long", long_rows.select(detail).to_series())
-    kept = counted.filter(~too_long)
+    rejected = pl.concat([F.reject(long_rows, STAGE.name, "too_long", long_rows.select(detail).to_series()), unrenderable])
     # Counts made here were for the check only; the frame leaves with the columns it came with.
-    return StageResult(kept=kept.select(frame.columns), rejected=rejected, stats=stats)
+    return StageResult(kept=counted.filter(~too_long).select(frame.columns), rejected=rejected, stats=stats)
 
 
 def _config_from_cli(params: dict[str, Any]) -> LengthConfig:

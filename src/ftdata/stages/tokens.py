@@ -1,8 +1,12 @@
-"""tokens: per-row billed and trained token counts for the target model (adds columns, rejects nothing).
+"""tokens: per-row billed and trained token counts for the target model (adds columns).
 
 TOKENS holds the billed tokens of the example (what OpenAI charges per epoch and what the per-example
 limit applies to); TRAINED_TOKENS the assistant tokens the loss is computed on. Only rows that reached
 this stage are counted, so put it after dedup: on large frames it is the most expensive stage.
+
+With tiktoken nothing is rejected. A Hugging Face chat template can refuse a conversation (many raise on
+roles that do not alternate); the trainer would fail on that row too, so it goes with
+`chat_template_error` and the template's message.
 """
 
 from __future__ import annotations
@@ -75,28 +79,36 @@ def summary_stats(frame: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-def add_token_columns(frame: pl.DataFrame, model: str, tokenizer: str | None, workers: int) -> tuple[pl.DataFrame, str]:
-    """The frame with TOKENS and TRAINED_TOKENS, and the tokenizer spec that counted them."""
+def add_token_columns(
+    frame: pl.DataFrame, model: str, tokenizer: str | None, workers: int, stage: str
+) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+    """(rows with TOKENS and TRAINED_TOKENS, rows the chat template refused, the tokenizer spec used)."""
     from ftdata.tokenizer import count_records, resolve_tokenizer
 
     spec = resolve_tokenizer(model, tokenizer)
-    totals, trained = count_records(spec, frame.get_column(F.RECORD), workers=workers)
-    return frame.with_columns(
-        pl.Series(F.TOKENS, totals, dtype=pl.Int64()),
-        pl.Series(TRAINED_TOKENS, trained, dtype=pl.Int64()),
-    ), spec
+    counts = count_records(spec, frame.get_column(F.RECORD), workers=workers)
+    counted = frame.with_columns(
+        pl.Series(F.TOKENS, counts.totals, dtype=pl.Int64()),
+        pl.Series(TRAINED_TOKENS, counts.trained, dtype=pl.Int64()),
+    )
+    if not counts.errors:
+        return counted, F.empty_rejects(), spec
+    failed = pl.Series("failed", [i in counts.errors for i in range(frame.height)])
+    reasons = [counts.errors[i] for i in sorted(counts.errors)]
+    rejected = F.reject(frame.filter(failed), stage, "chat_template_error", reasons)
+    return counted.filter(~failed), rejected, spec
 
 
 def run(frame: pl.DataFrame, config: TokensConfig, ctx: Context) -> StageResult:
     model = config.model or ctx.target_model
     check_model(model)  # the run's target model was not checked with the config
-    kept, spec = add_token_columns(frame, model, config.tokenizer, config.workers or ctx.workers)
+    kept, rejected, spec = add_token_columns(frame, model, config.tokenizer, config.workers or ctx.workers, STAGE.name)
     section = {
         "model": model,
         ("tokenizer" if spec.startswith("hf:") else "encoding"): spec,
         **summary_stats(kept),
     }
-    return StageResult(kept=kept, stats={"tokenizer": spec}, sections={"tokens": section})
+    return StageResult(kept=kept, rejected=rejected, stats={"tokenizer": spec}, sections={"tokens": section})
 
 
 def _config_from_cli(params: dict[str, Any]) -> TokensConfig:
