@@ -23,11 +23,14 @@ Auto = Literal["auto"]
 
 
 class SupervisedHyperparameters(BaseModel):
+    """Ranges of the API's OpenAPI schema: n_epochs 1–50, batch_size 1–256, learning_rate_multiplier > 0,
+    beta in (0, 2]."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     n_epochs: Auto | Annotated[int, Field(ge=1, le=50)] = "auto"
     batch_size: Auto | Annotated[int, Field(ge=1, le=256)] = "auto"
-    learning_rate_multiplier: Auto | Annotated[float, Field(gt=0, le=10)] = "auto"
+    learning_rate_multiplier: Auto | Annotated[float, Field(gt=0)] = "auto"
 
 
 class DpoHyperparameters(SupervisedHyperparameters):
