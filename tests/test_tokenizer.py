@@ -247,3 +247,27 @@ def test_hf_counts_follow_the_chat_template(hf_tokenizer_dir: Path) -> None:
 def test_hf_tokenizer_without_files_is_a_plain_error(tmp_path: Path) -> None:
     with pytest.raises(T.TokenizerError, match="cannot load tokenizer"):
         T.load_hf_tokenizer(str(tmp_path / "missing"))
+
+
+@pytest.mark.slow
+def test_hf_counts_with_the_bundled_smollm2_gguf_tokenizer() -> None:
+    pytest.importorskip("gguf")
+    from ftdata.models import ModelNotAvailable, bundled_gguf_path
+
+    try:
+        path = bundled_gguf_path()
+    except ModelNotAvailable as exc:
+        pytest.skip(str(exc))
+    tokenizer = T.load_hf_tokenizer(str(path))
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 2+2?"},
+        {"role": "assistant", "content": "It is 4."},
+        {"role": "user", "content": "And 3+3?"},
+        {"role": "assistant", "content": "6.", "weight": 0},
+    ]
+    counts = T.count_example_hf({"messages": messages}, tokenizer)
+    plain = [{k: v for k, v in m.items() if k != "weight"} for m in messages]
+    assert counts.total == len(tokenizer.apply_chat_template(plain)["input_ids"])
+    # ChatML: the trained span is the first answer through its <|im_end|> and newline.
+    assert counts.trained == len(tokenizer("It is 4.<|im_end|>\n", add_special_tokens=False)["input_ids"])
