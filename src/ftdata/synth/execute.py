@@ -1,0 +1,204 @@
+"""Turn planned candidates into generated examples: prompts → cache or generator → checked replies.
+
+Work goes in chunks (a batch for a local model, one request for an API) run by `workers` threads. The
+spend cap is checked between chunks with a rule that makes the stopping point deterministic: chunk j
+starts only if the chunks up to j - workers (the ones certain to have finished) spent less than the cap.
+The chunks in flight when the cap is reached still finish, so a run can pass the cap by at most
+`workers` chunks. Cached generations count at what they cost when made, so a re-run stops at the same
+candidate and yields the same rows while paying nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ftdata.stage import Progress
+from ftdata.synth import prompts
+from ftdata.synth.base import GenerationRequest, GenerationResult, GenerationSettings, Generator, Usage
+from ftdata.synth.cache import GenerationCache, generation_key
+from ftdata.synth.plan import Candidate
+from ftdata.synth.quality import repetition_problem
+
+SEED_MODULUS = 2**31
+
+
+@dataclass
+class Outcome:
+    """What one candidate became: an example (user + assistant) or a reason it failed."""
+
+    candidate: Candidate
+    user: str | None = None
+    assistant: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+    raw: str | None = None  # the reply that failed, for rejected.jsonl
+
+    def fail(self, reason: str, detail: str, raw: str) -> Outcome:
+        self.reason, self.detail, self.raw = reason, detail, raw
+        return self
+
+
+@dataclass(frozen=True)
+class SpendCap:
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+
+    def reached(self, usage: Usage) -> bool:
+        if self.max_tokens is not None and usage.tokens_in + usage.tokens_out >= self.max_tokens:
+            return True
+        return self.max_cost_usd is not None and usage.cost_usd >= self.max_cost_usd
+
+
+def reply_problem(result: GenerationResult, max_new_tokens: int) -> tuple[str, str] | None:
+    """A reply no example should be made from: a repetition loop, or one cut off by the token cap."""
+    loop = repetition_problem(result.text)
+    if loop is not None:
+        return "degenerate_repetition", loop
+    if result.finish_reason == "length":
+        return "truncated", f"reply hit max_new_tokens ({max_new_tokens}) before it ended"
+    return None
+
+
+class CandidateRunner:
+    """Makes the examples of one chunk of candidates; safe to call from several threads."""
+
+    def __init__(self, generator: Generator, model: str, settings: GenerationSettings, cache: GenerationCache,
+                 method: str) -> None:
+        self.generator = generator
+        self.model = model
+        self.settings = settings
+        self.cache = cache
+        self.method = method
+
+    def complete(self, requests: Sequence[GenerationRequest], usage: Usage) -> list[GenerationResult]:
+        keys = [generation_key(self.generator.name, self.model, self.settings, r) for r in requests]
+        results = [self.cache.get(key) for key in keys]
+        missing = [i for i, result in enumerate(results) if result is None]
+        fresh = self.generator.generate([requests[i] for i in missing], self.settings) if missing else []
+        for i, result in zip(missing, fresh, strict=True):
+            self.cache.put(keys[i], result)
+            results[i] = result
+        done: list[GenerationResult] = [r for r in results if r is not None]
+        fresh_indices = set(missing)
+        for i, result in enumerate(done):
+            usage.add(result, cached=i not in fresh_indices)
+        return done
+
+    def run(self, chunk: Sequence[Candidate]) -> tuple[list[Outcome], Usage]:
+        usage = Usage()
+        if self.generator.structured:
+            return self._structured(chunk, usage), usage
+        return self._plain(chunk, usage), usage
+
+    def _structured(self, chunk: Sequence[Candidate], usage: Usage) -> list[Outcome]:
+        paraphrase = self.method == "paraphrase"
+        requests = [
+            GenerationRequest(
+                prompts.paraphrase_structured(c.seeds[0]) if paraphrase
+                else prompts.self_instruct_structured(list(c.seeds), c.label),
+                c.request_seed,
+                json_object=True,
+            )
+            for c in chunk
+        ]
+        fields = ("user",) if paraphrase else ("user", "assistant")
+        outcomes = []
+        for candidate, result in zip(chunk, self.complete(requests, usage), strict=True):
+            outcome = Outcome(candidate)
+            problem = reply_problem(result, self.settings.max_new_tokens)
+            if problem is not None:
+                outcomes.append(outcome.fail(*problem, result.text))
+                continue
+            try:
+                parsed = prompts.parse_json_fields(result.text, fields)
+            except prompts.UnparseableOutput as exc:
+                outcomes.append(outcome.fail("unparseable_output", str(exc), result.text))
+                continue
+            outcome.user = parsed["user"]
+            outcome.assistant = candidate.seeds[0].assistant if paraphrase else parsed["assistant"]
+            outcomes.append(outcome)
+        return outcomes
+
+    def _plain(self, chunk: Sequence[Candidate], usage: Usage) -> list[Outcome]:
+        """Pass 1 writes the user message (or the paraphrase); pass 2 answers it (self-instruct only)."""
+        paraphrase = self.method == "paraphrase"
+        first = [
+            GenerationRequest(
+                prompts.paraphrase_plain(c.seeds[0]) if paraphrase
+                else prompts.self_instruct_question(list(c.seeds), c.label),
+                c.request_seed,
+            )
+            for c in chunk
+        ]
+        outcomes = [Outcome(c) for c in chunk]
+        pending: list[Outcome] = []
+        for outcome, result in zip(outcomes, self.complete(first, usage), strict=True):
+            problem = reply_problem(result, self.settings.max_new_tokens)
+            if problem is not None:
+                outcome.fail(*problem, result.text)
+                continue
+            try:
+                outcome.user = prompts.clean_plain_reply(result.text)
+            except prompts.UnparseableOutput as exc:
+                outcome.fail("unparseable_output", str(exc), result.text)
+                continue
+            if paraphrase:
+                outcome.assistant = outcome.candidate.seeds[0].assistant
+            else:
+                pending.append(outcome)
+        second = [
+            GenerationRequest(
+                prompts.self_instruct_answer(list(o.candidate.seeds), o.user or ""),
+                (o.candidate.request_seed + 1) % SEED_MODULUS,
+            )
+            for o in pending
+        ]
+        for outcome, result in zip(pending, self.complete(second, usage) if second else [], strict=True):
+            problem = reply_problem(result, self.settings.max_new_tokens)
+            if problem is not None:
+                outcome.fail(*problem, result.text)
+            elif not result.text.strip():
+                outcome.fail("unparseable_output", "reply is empty", result.text)
+            else:
+                outcome.assistant = result.text.strip()
+        return outcomes
+
+
+def run_candidates(
+    candidates: Sequence[Candidate], runner: CandidateRunner, chunk_size: int, workers: int, cap: SpendCap,
+    progress: Progress,
+) -> tuple[list[Outcome], Usage, bool]:
+    """Outcomes of a prefix of `candidates` (all of them unless the cap stops it), usage, whether it did."""
+    chunks = [candidates[i:i + chunk_size] for i in range(0, len(candidates), chunk_size)]
+    outcomes: list[Outcome] = []
+    usage = Usage()
+    futures: list[Future[tuple[list[Outcome], Usage]]] = []
+    collected = 0
+    cap_reached = False
+
+    def collect_next() -> None:
+        nonlocal collected
+        chunk_outcomes, chunk_usage = futures[collected].result()
+        collected += 1
+        outcomes.extend(chunk_outcomes)
+        usage.merge(chunk_usage)
+        progress.start(f"synth: {len(outcomes)}/{len(candidates)} generated", None)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ftdata-synth") as pool:
+        try:
+            for index, chunk in enumerate(chunks):
+                if index >= workers:
+                    while collected <= index - workers:
+                        collect_next()
+                    if cap.reached(usage):
+                        cap_reached = True
+                        break
+                futures.append(pool.submit(runner.run, chunk))
+            while collected < len(futures):
+                collect_next()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return outcomes, usage, cap_reached
