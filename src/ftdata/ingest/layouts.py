@@ -2,8 +2,9 @@
 
 A file's layout is decided once (`ftdata.ingest.detect`) and becomes a `LayoutPlan`; `mapper(plan)` turns
 the plan into a per-row function `obj -> (record, label, group)` that raises `RowRejected` for rows that
-cannot be mapped. The messages and preference layouts keep the object
-as given (validation must see unknown keys, nulls and bad roles); the other layouts build messages.
+cannot be mapped. The messages and preference layouts keep the object as given (validation must see
+unknown keys, nulls and bad roles) minus the label/group keys; the other layouts build the messages.
+Text is never trimmed or normalised here: that is the normalize stage's job.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import orjson
 
-# A column named like this is taken as a row's system prompt by the mapped layouts unless --system-col says otherwise.
+# The mapped layouts take a column of this name as the row's system prompt unless --system-col names another.
 DEFAULT_SYSTEM_COLUMN = "system"
 SHAREGPT_ROLES = {
     "human": "user",
