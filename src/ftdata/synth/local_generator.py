@@ -54,7 +54,10 @@ def choose_device_dtype(batch_size: int) -> tuple[str, torch.dtype]:
 class LoadedModel:
     def __init__(self, path: str, device: str, dtype: torch.dtype) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        # The weight-loading bar would break the run's own progress line on stderr.
+        hf_logging.disable_progress_bar()
         self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "left"
@@ -117,45 +120,47 @@ class LocalGenerator:
             # threads made generation 5-10x slower here.
             torch.set_num_threads(available_cores())
         try:
-            return self._generate(loaded, requests, settings)
+            return generate_batch(loaded, requests, settings)
         finally:
             torch.set_num_threads(threads)
 
-    def _generate(self, loaded: LoadedModel, requests: Sequence[GenerationRequest], settings: GenerationSettings) -> list[GenerationResult]:
-        import torch
 
-        tok = loaded.tokenizer
-        prompts = [tok.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) for r in requests]
-        batch = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(loaded.device)
-        sampling: dict[str, Any] = (
-            {"do_sample": True, "temperature": settings.temperature, "top_p": TOP_P}
-            if settings.temperature > 0
-            else {"do_sample": False}
+def generate_batch(loaded: LoadedModel, requests: Sequence[GenerationRequest], settings: GenerationSettings) -> list[GenerationResult]:
+    """One left-padded batch through `model.generate`; replies end at the first end-of-sequence token."""
+    import torch
+
+    tok = loaded.tokenizer
+    prompts = [tok.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) for r in requests]
+    batch = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(loaded.device)
+    sampling: dict[str, Any] = (
+        {"do_sample": True, "temperature": settings.temperature, "top_p": TOP_P}
+        if settings.temperature > 0
+        else {"do_sample": False}
+    )
+    # One seed per batch: torch samples a batch from one generator. Each reply is cached under its
+    # own request seed, so a re-run reads back exactly these replies.
+    torch.manual_seed(requests[0].seed)
+    with torch.inference_mode():
+        output = loaded.model.generate(
+            **batch,
+            max_new_tokens=settings.max_new_tokens,
+            repetition_penalty=REPETITION_PENALTY,
+            pad_token_id=tok.pad_token_id,
+            **sampling,
         )
-        # One seed per batch: torch samples a batch from one generator. Each reply is cached under its
-        # own request seed, so a re-run reads back exactly these replies.
-        torch.manual_seed(requests[0].seed)
-        with torch.inference_mode():
-            output = loaded.model.generate(
-                **batch,
-                max_new_tokens=settings.max_new_tokens,
-                repetition_penalty=REPETITION_PENALTY,
-                pad_token_id=tok.pad_token_id,
-                **sampling,
+    new_tokens = output[:, batch["input_ids"].shape[1]:].tolist()
+    prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
+    results = []
+    for tokens, prompt_length in zip(new_tokens, prompt_lengths, strict=True):
+        end = next((i for i, t in enumerate(tokens) if t in loaded.eos_ids), None)
+        kept = tokens if end is None else tokens[:end]
+        results.append(
+            GenerationResult(
+                text=tok.decode(kept, skip_special_tokens=True),
+                finish_reason="length" if end is None else "stop",
+                tokens_in=int(prompt_length),
+                tokens_out=len(kept) + (0 if end is None else 1),
+                cost_usd=0.0,
             )
-        new_tokens = output[:, batch["input_ids"].shape[1]:].tolist()
-        prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
-        results = []
-        for tokens, prompt_length in zip(new_tokens, prompt_lengths, strict=True):
-            end = next((i for i, t in enumerate(tokens) if t in loaded.eos_ids), None)
-            kept = tokens if end is None else tokens[:end]
-            results.append(
-                GenerationResult(
-                    text=tok.decode(kept, skip_special_tokens=True),
-                    finish_reason="length" if end is None else "stop",
-                    tokens_in=int(prompt_length),
-                    tokens_out=len(kept) + (0 if end is None else 1),
-                    cost_usd=0.0,
-                )
-            )
-        return results
+        )
+    return results
