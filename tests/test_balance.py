@@ -104,5 +104,9 @@ def test_cli_flags() -> None:
     config = STAGE.config_from_cli({**off, "balance": "proportions", "balance_proportions": "billing=0.6, tech=0.4"})
     assert config == BalanceConfig(mode="proportions", proportions={"billing": 0.6, "tech": 0.4})
     assert STAGE.config_from_cli({**off, "balance": "cap", "balance_cap": 3}) == BalanceConfig(mode="cap", cap_per_class=3)
-    with pytest.raises(ValueError, match="label=share"):
+    with pytest.raises(ValueError, match="'billing:0.5' is not a label=share pair"):
         parse_proportions("billing:0.5")
+    with pytest.raises(ValueError, match="--balance cap needs --balance-cap N"):
+        STAGE.config_from_cli({**off, "balance": "cap"})
+    with pytest.raises(ValueError, match="needs --balance-proportions"):
+        STAGE.config_from_cli({**off, "balance": "proportions"})

@@ -109,3 +109,5 @@ def test_cli_flags_build_the_config() -> None:
     config = STAGE.config_from_cli({"model": "gpt-4o-mini", "tokenizer": "hf:/m"})
     assert config == TokensConfig(model="gpt-4o-mini", tokenizer="hf:/m")
     assert [o.name for o in STAGE.cli_options] == ["model", "tokenizer"]
+    with pytest.raises(ValueError, match="unknown model 'gpt-9'"):
+        STAGE.config_from_cli({"model": "gpt-9", "tokenizer": None})

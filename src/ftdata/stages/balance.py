@@ -117,7 +117,7 @@ def parse_proportions(text: str) -> dict[str, float]:
         except ValueError:
             value = -1.0
         if not label.strip() or value < 0:
-            raise ValueError(f"--balance-proportions: expected label=share pairs like a=0.5,b=0.5, got {item!r}")
+            raise ValueError(f"--balance-proportions: {item!r} is not a label=share pair (e.g. a=0.5,b=0.5)")
         out[label.strip()] = value
     return out
 
@@ -127,6 +127,10 @@ def _config_from_cli(params: dict[str, Any]) -> BalanceConfig | None:
     if not mode:
         return None
     text = params.get("balance_proportions")
+    if mode == "cap" and params.get("balance_cap") is None:
+        raise ValueError("--balance cap needs --balance-cap N")
+    if mode == "proportions" and not text:
+        raise ValueError('--balance proportions needs --balance-proportions, e.g. "billing=0.5,tech=0.5"')
     return BalanceConfig(
         mode=mode,
         cap_per_class=params.get("balance_cap"),

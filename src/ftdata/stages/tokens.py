@@ -112,6 +112,7 @@ def run(frame: pl.DataFrame, config: TokensConfig, ctx: Context) -> StageResult:
 
 
 def _config_from_cli(params: dict[str, Any]) -> TokensConfig:
+    check_model(params.get("model"))  # a plain "unknown model" message rather than a config error
     return TokensConfig(model=params.get("model"), tokenizer=params.get("tokenizer"))
 
 
