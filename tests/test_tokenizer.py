@@ -224,7 +224,7 @@ def test_resolve_tokenizer_follows_the_model() -> None:
 def test_counting_in_worker_processes_equals_counting_here() -> None:
     texts = pl.Series([canonical_json(c) for c in CONVERSATIONS] * 8)
     serial = T.count_records("o200k_base", texts, workers=1)
-    parallel = T.count_records("o200k_base", texts, workers=2, parallel_min_rows=1, chunk_rows=5)
+    parallel = T.count_records("o200k_base", texts, workers=2, parallel_min_bytes=1, chunk_rows=5)
     assert parallel == serial
     assert len(serial.totals) == 24 and serial.errors == {}
 
