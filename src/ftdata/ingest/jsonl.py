@@ -162,8 +162,10 @@ def _parse_range_job(
     costs hundreds of context switches, which on a busy machine took longer than the parsing."""
     rows, lines = parse_range(Path(path), source, start, end, plan)
     kept, rejected = f"{out}/{start}.kept.arrow", f"{out}/{start}.rejected.arrow"
-    rows.kept_frame().write_ipc(kept, compression="uncompressed")
-    rows.rejected_frame().write_ipc(rejected, compression="uncompressed")
+    # The newest Arrow flavour keeps polars' string views as they are: no conversion either way.
+    newest = pl.CompatLevel.newest()
+    rows.kept_frame().write_ipc(kept, compression="uncompressed", compat_level=newest)
+    rows.rejected_frame().write_ipc(rejected, compression="uncompressed", compat_level=newest)
     return kept, rejected, lines
 
 
