@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -190,3 +191,25 @@ def test_cli_flags_build_ingest_options() -> None:
     assert ingest_options_from_cli(seen) == IngestOptions(layout="columns", user_col="q", assistant_col="a", label_col="topic")
     assert ingest_options_from_cli({"other_stage_flag": 1}) == IngestOptions()
     assert [o.name for o in ingest_cli_options()] == ["layout", "user_col", "assistant_col", "system_col", "label_col", "group_col"]
+
+
+def test_a_record_the_csv_module_refuses_is_rejected_and_the_file_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "long_field.csv"
+    path.write_text("question,answer\nshort?,yes\nlong?," + "x" * 100 + "\nlast?,ok\n", encoding="utf-8")
+    previous = csv.field_size_limit(50)  # stands in for a field beyond the 2 GiB limit ingest sets
+    try:
+        result = ingest([path])
+    finally:
+        csv.field_size_limit(previous)
+    assert result.frame.get_column(F.LINE).to_list() == [2, 4]
+    assert lines_and_reasons(result.rejected) == [(3, "invalid_csv")]
+    assert result.rejected.item(0, F.DETAIL) == "field larger than field limit (50)"
+
+
+def test_nesting_deeper_than_orjson_writes_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    deep = "[" * 300 + "]" * 300
+    path.write_text('{"messages": []}\n{"messages": ' + deep + "}\n", encoding="utf-8")
+    result = ingest([path])
+    assert lines_and_reasons(result.rejected) == [(2, "too_deeply_nested")]
+    assert result.rejected.item(0, F.RAW) == '{"messages": ' + deep + "}"
