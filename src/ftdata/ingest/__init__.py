@@ -87,6 +87,13 @@ def ingest(paths: Sequence[str | Path], options: IngestOptions = IngestOptions()
         kept.append(rows.frame)
         rejected.append(rows.rejected)
         inputs.append(
-            {"path": source, "sha256": rows.sha256, "bytes": size, "rows": rows.rows, "format": fmt, "layout": rows.layout}
+            {
+                "path": source,
+                "sha256": rows.sha256,
+                "bytes": size,
+                "rows": rows.rows,
+                "format": fmt,
+                "layout": rows.layout,
+            }
         )
     return IngestResult(pl.concat(kept), pl.concat(rejected), inputs)

@@ -178,7 +178,9 @@ def _read_parallel(path: Path, source: str, plan: LayoutPlan | None, size: int, 
     with tempfile.TemporaryDirectory(prefix="ftdata-ingest-") as out:
         try:
             with ProcessPoolExecutor(max_workers=min(workers, len(ranges)), mp_context=context) as pool:
-                jobs = [pool.submit(_parse_range_job, str(path), source, start, end, plan, out) for start, end in ranges]
+                jobs = [
+                    pool.submit(_parse_range_job, str(path), source, start, end, plan, out) for start, end in ranges
+                ]
                 sha256 = sha256_file(path)  # hashed here while the workers parse
                 for job in jobs:  # in range order, so the result does not depend on `workers`
                     kept_file, rejected_file, lines = job.result()

@@ -149,7 +149,9 @@ def _prompt_side(value: Any, key: str, role: str) -> list[Any]:
         return [{"role": role, "content": value}]
     if type(value) is list:
         return value
-    raise RowRejected("invalid_column_type", f"{key!r} is a JSON {json_type(value)}, not a string or a list of messages")
+    raise RowRejected(
+        "invalid_column_type", f"{key!r} is a JSON {json_type(value)}, not a string or a list of messages"
+    )
 
 
 def _prompt_completion(plan: LayoutPlan) -> Mapper:
