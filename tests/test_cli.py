@@ -94,7 +94,9 @@ def test_bad_override_is_a_usage_error(data_file: Path, store_dir: Path) -> None
 
 def test_recipe_file_builds_the_same_version_as_flags(data_file: Path, store_dir: Path, tmp_path: Path) -> None:
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text('seed = 5\n[[stage]]\nname = "split"\ntrain = 0.8\nvalidation = 0.2\n')
+    # The stages the flags turn on by default (tokens, length), then the split with its ratios.
+    recipe.write_text('seed = 5\n[[stage]]\nname = "tokens"\n[[stage]]\nname = "length"\n'
+                      '[[stage]]\nname = "split"\ntrain = 0.8\nvalidation = 0.2\n')
     by_recipe = json.loads(run("curate", str(data_file), "--name", "s", "--recipe", str(recipe), "--json", store=store_dir).stdout)
     by_flags = json.loads(run("curate", str(data_file), "--name", "s", "--seed", "5", "-o", "split.train=0.8",
                               "-o", "split.validation=0.2", "--json", store=store_dir).stdout)

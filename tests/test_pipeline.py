@@ -26,7 +26,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def mixed_file(tmp_path: Path, support_rows: list[dict[str, Any]]) -> Path:
     rows: list[Any] = list(support_rows)
     rows.insert(3, "{not json")
-    rows.insert(7, {"messages": [{"role": "user", "content": "only a question"}]})
+    rows.insert(7, {"messages": [{"role": "user", "content": "only a question"},
+                                 {"role": "assistant", "content": "an answer"},
+                                 {"role": "user", "content": "a follow-up nobody answered"}]})
     rows.insert(9, {"messages": [{"role": "wizard", "content": "x"}, {"role": "assistant", "content": "y"}]})
     return write_jsonl(tmp_path / "mixed.jsonl", rows)
 

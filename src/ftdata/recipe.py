@@ -133,8 +133,12 @@ def load_recipe(path: Path) -> Recipe:
 
 
 def apply_overrides(steps: list[Step], overrides: Sequence[str]) -> list[Step]:
-    """`-o stage.key=value` on a built recipe (value parsed as a TOML value, else taken as a string)."""
-    result = list(steps)
+    """`-o stage.key=value` on a built recipe (value parsed as a TOML value, else taken as a string).
+
+    All overrides of one stage are applied together, so `-o split.train=0.8 -o split.validation=0.2`
+    is validated as a whole.
+    """
+    by_stage: dict[str, dict[str, Any]] = {}
     for item in overrides:
         target, sep, raw = item.partition("=")
         stage_name, dot, key = target.partition(".")
@@ -144,15 +148,16 @@ def apply_overrides(steps: list[Step], overrides: Sequence[str]) -> list[Step]:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw
-        for index, step in enumerate(result):
-            if step.stage.name == stage_name:
-                values = {**step.config.model_dump(), key: value}
-                result[index] = Step(step.stage, make_config(step.stage, values, f"-o {item}"))
-                break
-        else:
-            present = ", ".join(s.stage.name for s in result)
+        by_stage.setdefault(stage_name, {})[key] = value
+    present = {step.stage.name: index for index, step in enumerate(steps)}
+    result = list(steps)
+    for stage_name, values in by_stage.items():
+        if stage_name not in present:
             raise RecipeError(
-                f"-o {item!r}: stage {stage_name!r} is not in this run (running: {present}); "
+                f"-o {stage_name}.…: stage {stage_name!r} is not in this run (running: {', '.join(present)}); "
                 "turn it on with its flag or add it to the recipe"
             )
+        step = result[present[stage_name]]
+        merged = {**step.config.model_dump(), **values}
+        result[present[stage_name]] = Step(step.stage, make_config(step.stage, merged, f"-o {stage_name}"))
     return result

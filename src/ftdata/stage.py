@@ -97,11 +97,19 @@ class Stage:
         """The config's options with types and defaults, for `ftdata stages`."""
         rows = []
         for name, info in self.config_cls.model_fields.items():
-            default = info.get_default(call_default_factory=True)
+            if info.is_required():
+                default = "(required)"
+            elif info.default_factory is not None:
+                try:
+                    default = info.get_default(call_default_factory=True)
+                except (TypeError, ValueError):  # a factory computed from the other fields
+                    default = "(computed)"
+            else:
+                default = info.default
             rows.append(
                 {
                     "name": name,
-                    "type": getattr(info.annotation, "__name__", str(info.annotation)),
+                    "type": info.annotation.__name__ if isinstance(info.annotation, type) else str(info.annotation).replace("typing.", ""),
                     "default": default if isinstance(default, str | int | float | bool | type(None)) else repr(default),
                     "help": info.description or "",
                 }

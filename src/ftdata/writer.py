@@ -140,7 +140,7 @@ def write_version(
             "schema_version": SCHEMA_VERSION,
             "dataset": dataset,
             "version": vid,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "created_at": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "ftdata_version": ftdata.__version__,
             **header,
             "stages": [r.manifest_entry() for r in reports],
