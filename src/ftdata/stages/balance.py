@@ -4,9 +4,9 @@ Modes: `cap` keeps at most `cap_per_class` rows of each label; `downsample` cuts
 smallest one; `proportions` keeps the largest subset whose label shares match the targets (labels not
 listed get share 0). Rows without a label are left alone and reported as "(none)".
 
-Which rows of a class go: synthetic before human, then rows that share a near-duplicate cluster with a
-row kept earlier in the frame, then a seeded shuffle keyed by row id (so the choice does not depend on
-the order rows arrived in).
+Which rows of a class go: synthetic before human, then rows that repeat a near-duplicate cluster
+already represented, then a seeded shuffle keyed by row id. The choice does not depend on the order
+rows arrived in.
 """
 
 from __future__ import annotations
@@ -70,13 +70,13 @@ def class_targets(counts: dict[str, int], config: BalanceConfig) -> dict[str, tu
 
 def removal_order(frame: pl.DataFrame, salt: int) -> pl.DataFrame:
     """Rows ranked within their label: rank 0 is kept first."""
-    keys = seeded_keys(frame.get_column(F.ID), salt)
     ranked = frame.with_row_index("__row").with_columns(
         pl.col(F.ORIGIN).str.starts_with("synthetic").fill_null(False).alias("__synthetic"),
-        # 0 for the first row of each cluster (and rows without one), 1 for later members.
-        (pl.col(F.CLUSTER).is_not_null() & pl.col(F.CLUSTER).is_duplicated() & ~pl.col(F.CLUSTER).is_first_distinct())
-        .alias("__repeat"),
-        pl.Series("__key", keys, dtype=pl.UInt64()),
+        pl.Series("__key", seeded_keys(frame.get_column(F.ID), salt), dtype=pl.UInt64()),
+    )
+    # Each cluster's first row in (human first, then seeded) order represents it; its other rows repeat it.
+    ranked = ranked.sort("__synthetic", "__key", "__row").with_columns(
+        (pl.col(F.CLUSTER).is_not_null() & (pl.int_range(pl.len()).over(F.CLUSTER) > 0)).alias("__repeat")
     )
     ordered = ranked.sort("__synthetic", "__repeat", "__key", "__row")
     return ordered.with_columns(pl.int_range(pl.len()).over(F.LABEL).alias("__rank"))
