@@ -139,8 +139,9 @@ class CandidateRunner:
             if problem is not None:
                 outcome.fail(*problem, result.text)
                 continue
+            one_line = all("\n" not in seed.user for seed in outcome.candidate.seeds)
             try:
-                outcome.user = prompts.clean_plain_reply(result.text)
+                outcome.user = prompts.clean_plain_reply(result.text, first_line_only=one_line)
             except prompts.UnparseableOutput as exc:
                 outcome.fail("unparseable_output", str(exc), result.text)
                 continue

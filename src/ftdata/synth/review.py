@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -274,7 +275,7 @@ def review_command(ctx: click.Context, ref: str, origin: str, fmt: str | None, o
     fmt = fmt or ("jsonl" if output is not None and output.suffix.lower() in (".jsonl", ".ndjson") else "csv")
     rows = sheet_rows(version, origin)
     if output is None:
-        count = write_sheet(rows, fmt, click.get_text_stream("stdout"))
+        count = write_sheet(rows, fmt, sys.stdout)
     else:
         with output.open("w", encoding="utf-8", newline="") as fh:
             count = write_sheet(rows, fmt, fh)

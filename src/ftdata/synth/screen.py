@@ -18,11 +18,14 @@ from ftdata.stage import Context
 from ftdata.stages.validate import format_problems, record_problems
 
 if TYPE_CHECKING:
+    from ftdata.stages.near_dedup import NearDedupConfig
     from ftdata.synth.stage import SynthConfig
 
 # Candidates carry this SOURCE while deduplicated with the real rows, so that no real row (whatever its
 # source or origin) can be mistaken for one.
 CANDIDATE_SOURCE = "\x00ftdata-synth-candidate"
+# Questions are short: compare paraphrases from four words up (near_dedup's default skips rows under ten).
+PARAPHRASE_MIN_WORDS = 4
 
 
 def screen_generated(
@@ -61,7 +64,7 @@ def dedup_against_real(
     combined = pl.concat([real.select(list(F.SCHEMA)), tagged], how="vertical")
     duplicates: list[pl.DataFrame] = []
     for stage, config in (
-        (exact_dedup.STAGE, exact_dedup.STAGE.config_cls()),
+        (exact_dedup.STAGE, exact_dedup.ExactDedupConfig(keep="human")),
         (near_dedup.STAGE, near_dedup_config(paraphrase)),
     ):
         result = stage.run(combined, config, ctx)
@@ -76,13 +79,15 @@ def dedup_against_real(
     return candidates.filter(~lines.is_in(gone.implode())), rejected
 
 
-def near_dedup_config(paraphrase: bool) -> object:
-    from ftdata.stages import near_dedup
+def near_dedup_config(paraphrase: bool) -> NearDedupConfig:
+    """The near_dedup stage's defaults, keeping human rows. A paraphrase keeps its seed's answer by design,
+    so it is compared on user turns only (short ones too): a paraphrase is rejected when its wording
+    stays too close to another row's question, not because it shares an answer with its seed."""
+    from ftdata.stages.near_dedup import NearDedupConfig
 
-    values: dict[str, object] = {"keep": "human"}
     if paraphrase:
-        values["fields"] = "user"
-    return near_dedup.STAGE.config_cls(**values)
+        return NearDedupConfig(keep="human", fields="user", min_words=PARAPHRASE_MIN_WORDS)
+    return NearDedupConfig(keep="human")
 
 
 def allowed_synthetic(real: pl.DataFrame, max_share: float) -> int | None:
