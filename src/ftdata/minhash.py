@@ -71,9 +71,8 @@ def record_text(record_json: str, fields: str) -> str:
         messages = obj["messages"]
     else:  # preference rows: the prompt and the preferred answer
         messages = [*(obj.get("input") or {}).get("messages", []), *(obj.get("preferred_output") or [])]
-    return "\n".join(
-        _content_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") in roles
-    )
+    texts = (_content_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") in roles)
+    return "\n".join(t for t in texts if t)
 
 
 class _Powers:

@@ -77,7 +77,8 @@ def representatives(frame: pl.DataFrame, config: ExactDedupConfig) -> pl.DataFra
     """Per row: its key hash (null = not compared) and the row index of its group's kept row."""
     keys = (
         frame.lazy()
-        .select(normalised(config.scope).hash(_HASH_SEED).alias("__key"))
+        .select(normalised(config.scope).alias("__text"))
+        .select(pl.when(pl.col("__text").is_not_null()).then(pl.col("__text").hash(_HASH_SEED)).alias("__key"))
         .collect(engine="streaming")
         .get_column("__key")
     )

@@ -4,20 +4,21 @@ What is compared: the words of the messages `fields` selects — by default ever
 developer prompts, which many distinct rows share — as sets of `shingle_size`-word shingles.
 
 Template text: a shingle found in at least `template_rows` rows is treated as template (a long shared
-instruction, a tool preamble, a stock greeting) and left out of the sets, so rows that merely share a
-template are compared on what differs. Document frequency is counted on all rows up to 50,000, on an evenly
-spaced sample above that. The cost: a family of more than `template_rows` near-copies of one text looks
-like a template and is not caught (raise `template_rows`, or 0 turns this off).
+instruction, a tool preamble, a stock phrase) and left out of the sets, so rows that merely share a template
+are compared on what differs. Document frequency is counted on all rows up to 20,000, on an evenly spaced
+sample above that. The cost: a family of more than `template_rows` near copies of one text looks like a
+template and is not caught (raise `template_rows`; 0 turns the filter off).
 
-Steps: signatures of every row (vectorised numpy MinHash, in worker processes), LSH banding with
-bands x rows derived from the threshold (most rows per band that still make a pair at the threshold a
-candidate with probability >= 0.98), exact Jaccard of every candidate pair, union-find over the pairs at or
-above `threshold`. Per cluster one row is kept (`keep`: first, longest, human over synthetic — or `all`
-to keep every row and only mark clusters); the others are rejected with DUPLICATE_OF (the kept row) and
-SIMILARITY (their exact Jaccard with it; a row joined through a chain of near copies can be below the
-threshold, its DETAIL says so). Every member gets CLUSTER = the kept row's cluster or id, which the split
-stage keeps together. Rows with fewer than `min_words` words, or fewer than 5 non-template shingles, are
-not compared (counted in the stats).
+Steps: signatures of every row (vectorised numpy MinHash, in worker processes); LSH banding with bands x
+rows derived from the threshold (the most rows per band that still make a pair at the threshold a candidate
+with probability >= 0.98); exact Jaccard of every candidate pair; union-find over the pairs at or above
+`threshold` gives the clusters. Within a cluster rows are visited in `keep` order (first, longest, or human
+before synthetic) and a row is dropped only when it is similar to a row already kept, which becomes its
+DUPLICATE_OF with their exact Jaccard as SIMILARITY (so every drop has a direct partner >= threshold, and a
+chain A~B~C where A and C differ keeps C). `keep = "all"` drops nothing and only marks clusters. Every
+cluster member gets CLUSTER = the cluster's first row's cluster or id, which the split stage keeps together.
+Rows with fewer than `min_words` words, or fewer than 5 non-template shingles, are not compared (counted
+in the stats).
 """
 
 from __future__ import annotations
@@ -134,11 +135,10 @@ def similarities(
     return np.concatenate(run_tasks(M.pair_similarities, tasks))
 
 
-def choose_kept(frame: pl.DataFrame, labels: np.ndarray, keep: str) -> np.ndarray:
-    """Per row, the index of the row its cluster keeps (rows outside clusters point at themselves)."""
+def priority(frame: pl.DataFrame, keep: str) -> np.ndarray:
+    """Rank of every row under the keep policy (0 = kept first): row order, length, or human first."""
     table = pl.DataFrame(
         {
-            "label": labels,
             "row": np.arange(frame.height),
             "length": frame.get_column(F.RECORD).str.len_bytes(),
             "synthetic": frame.get_column(F.ORIGIN).fill_null("human") != "human",
@@ -148,8 +148,42 @@ def choose_kept(frame: pl.DataFrame, labels: np.ndarray, keep: str) -> np.ndarra
         "longest": (["length", "row"], [True, False]),
         "human": (["synthetic", "row"], [False, False]),
     }.get(keep, (["row"], [False]))
-    kept = table.select(pl.col("row").sort_by(by, descending=descending).first().over("label"))
-    return kept.to_series().to_numpy()
+    order = table.sort(by, descending=descending).get_column("row").to_numpy()
+    rank = np.empty(frame.height, dtype=np.int64)
+    rank[order] = np.arange(frame.height)
+    return rank
+
+
+def greedy_drops(rank: np.ndarray, pairs: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows to drop and, for each, the kept row it duplicates and their similarity.
+
+    Rows are visited best rank first; a row goes when it is similar (a verified pair) to a row already
+    kept — its most similar such row is its partner — and stays otherwise. So every dropped row has a
+    direct partner at or above the threshold, and a chain A~B~C with A and C unlike keeps C.
+    """
+    both = np.concatenate([pairs, pairs[:, ::-1]])
+    weight = np.concatenate([sims, sims])
+    order = np.argsort(both[:, 0], kind="stable")
+    source, target, weight = both[order, 0], both[order, 1], weight[order]
+    nodes, starts = np.unique(source, return_index=True)
+    bounds = np.append(starts, len(source)).tolist()
+    targets, weights, ranks = target.tolist(), weight.tolist(), rank.tolist()
+    kept: set[int] = set()
+    dropped, partner, similarity = [], [], []
+    for k in np.argsort(rank[nodes], kind="stable").tolist():
+        node = int(nodes[k])
+        best, best_sim = -1, -1.0
+        for t in range(bounds[k], bounds[k + 1]):
+            other, sim = targets[t], weights[t]
+            if other in kept and (sim > best_sim or (sim == best_sim and ranks[other] < ranks[best])):
+                best, best_sim = other, sim
+        if best < 0:
+            kept.add(node)
+        else:
+            dropped.append(node)
+            partner.append(best)
+            similarity.append(best_sim)
+    return np.array(dropped, dtype=np.int64), np.array(partner, dtype=np.int64), np.array(similarity, dtype=np.float64)
 
 
 def run(frame: pl.DataFrame, config: NearDedupConfig, ctx: Context) -> StageResult:
@@ -170,31 +204,27 @@ def run(frame: pl.DataFrame, config: NearDedupConfig, ctx: Context) -> StageResu
         del keys
         sims = similarities(records, candidates, spec, template, run_tasks)
         similar = candidates[sims >= config.threshold]
-        labels = M.components(n, similar)
-        kept_of = choose_kept(frame, labels, config.keep)
-        in_cluster = np.bincount(labels, minlength=n)[labels] > 1
-        dropped = np.flatnonzero(in_cluster & (kept_of != np.arange(n))) if config.keep != "all" else np.empty(0, np.int64)
-        partner = kept_of[dropped]
-        # Similarity of each dropped row with its kept row: known when that pair was verified, else computed.
-        known = dict(zip((candidates[:, 0] << 32 | candidates[:, 1]).tolist(), sims.tolist()))
-        wanted = np.stack([np.minimum(dropped, partner), np.maximum(dropped, partner)], axis=1)
-        packed = (wanted[:, 0] << 32 | wanted[:, 1]).tolist()
-        missing = np.array([i for i, key in enumerate(packed) if key not in known], dtype=np.int64)
-        extra = similarities(records, wanted[missing], spec, template, run_tasks) if len(missing) else np.empty(0)
-    for i, value in zip(missing.tolist(), extra.tolist()):
-        known[packed[i]] = value
-    pair_similarity = np.array([known[key] for key in packed], dtype=np.float64)
+        similar_sims = sims[sims >= config.threshold]
+    labels = M.components(n, similar)
+    rank = priority(frame, config.keep)
+    if config.keep == "all":
+        dropped, partner, pair_similarity = (np.empty(0, np.int64),) * 2 + (np.empty(0, np.float64),)
+    else:
+        dropped, partner, pair_similarity = greedy_drops(rank, similar, similar_sims)
 
+    # Every member of a component shares one CLUSTER: its best-ranked row's cluster, else that row's id.
     ids, clusters = frame.get_column(F.ID), frame.get_column(F.CLUSTER)
-    members = np.flatnonzero(in_cluster)
-    cluster_id = clusters.gather(kept_of[members]).fill_null(ids.gather(kept_of[members]))
+    members = np.flatnonzero(np.bincount(labels, minlength=n)[labels] > 1)
+    head = np.full(n, n, dtype=np.int64)
+    np.minimum.at(head, labels[members], rank[members])
+    head_row = np.argsort(rank)[head[labels[members]]]
+    cluster_id = clusters.gather(head_row).fill_null(ids.gather(head_row))
     marked = frame.with_columns(clusters.scatter(members, cluster_id).alias(F.CLUSTER))
     is_dropped = np.zeros(n, dtype=bool)
     is_dropped[dropped] = True
     partner_ids = ids.gather(partner)
     details = [
         f"{s:.3f} Jaccard with {p[:12]} ({config.shingle_size}-word shingles)"
-        + ("" if s >= config.threshold else "; joined to its cluster through other near copies")
         for s, p in zip(pair_similarity.tolist(), partner_ids.to_list())
     ]
     rejected = F.reject(
