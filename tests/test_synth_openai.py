@@ -54,7 +54,10 @@ class FakeChatCompletions:
         delay_s: float = 0.0,
         failures: list[httpx2.Response] | None = None,
         finish_reason: str = "stop",
+        response_cls: Any = httpx2.Response,
     ) -> None:
+        # response_cls: httpx.Response when served through pytest-httpx2's respx router.
+        self.response_cls = response_cls
         self.reply = reply
         self.usage = usage
         self.delay_s = delay_s
@@ -82,7 +85,7 @@ class FakeChatCompletions:
             time.sleep(self.delay_s)
             text = self.reply(body, number)
             prompt_tokens, completion_tokens = self.usage
-            return httpx2.Response(200, json={
+            return self.response_cls(200, json={
                 "id": f"chatcmpl-{number}", "object": "chat.completion", "created": 0, "model": body["model"],
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                              "finish_reason": self.finish_reason, "logprobs": None}],
@@ -329,3 +332,52 @@ def test_balance_spends_on_the_smaller_label(tmp_path: Path, support_frame: pl.D
     fake = FakeChatCompletions()
     result = synthesize(frame, SynthConfig(n=3, generator="openai", balance=True), context(tmp_path), fake.generator())
     assert result.stats["accepted_by_label"] == {"login": 3}
+
+
+# --- end to end: curate with --synth, then review ---------------------------------------------------------
+
+def test_curate_with_synth_then_review_the_synthetic_rows(
+    tmp_path: Path, store_dir: Path, support_rows: list[dict[str, Any]], httpx2_mock: Any
+) -> None:
+    from click.testing import CliRunner
+    from factories import write_jsonl
+
+    from ftdata.cli import cli
+    from ftdata.pipeline import curate
+
+    import httpx
+
+    fake = FakeChatCompletions(response_cls=httpx.Response)
+    httpx2_mock.post("https://api.openai.com/v1/chat/completions").mock(side_effect=fake)
+    source = write_jsonl(tmp_path / "support.jsonl", support_rows)
+    steps = [("exact_dedup", {}), ("near_dedup", {}), ("synth", {"n": 6, "generator": "openai", "k": 2})]
+    result = curate([source], steps, dataset="support", store=store_dir, cache_dir=tmp_path / "cache")
+    manifest = result.manifest
+    section = manifest["synthetic"]
+    assert (section["generator"], section["model"], section["requested"], section["generated"]) == ("openai", "gpt-4.1-mini", 6, 6)
+    human = manifest["stages"][[s["name"] for s in manifest["stages"]].index("synth")]["rows_in"]
+    kept = sum(s["rows"] for s in manifest["splits"].values())
+    assert kept == human + section["accepted"]
+    assert sum(s["synthetic"] for s in manifest["splits"].values()) == section["accepted"] == 6
+    index = [e for e in result.version.iter_rows_index() if e["origin"] != "human"]
+    assert len(index) == 6 and all(e["origin"] == "synthetic:openai:gpt-4.1-mini" for e in index)
+    assert all(len(e["synth_meta"]["seed_ids"]) == 2 for e in index)
+
+    # The same recipe again: same version, and no request reaches the endpoint.
+    again = curate([source], steps, dataset="support", store=store_dir, cache_dir=tmp_path / "cache")
+    assert again.version == result.version and len(fake.bodies) == 6
+
+    sheet = tmp_path / "sheet.csv"
+    runner = CliRunner()
+    exported = runner.invoke(cli, ["review", result.version.ref, "-o", str(sheet), "--store", str(store_dir)], obj={})
+    assert exported.exit_code == 0, exported.output
+    lines = sheet.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 7 and lines[0] == "dataset,version,row_id,split,origin,seed_ids,label,user,assistant,accept"
+    assert lines[1].endswith(",") and "synthetic:openai:gpt-4.1-mini" in lines[1]
+    marked = [lines[0], lines[1] + "no", *lines[2:]]
+    sheet.write_text("\n".join(marked) + "\n", encoding="utf-8")
+    reviewed = runner.invoke(cli, ["curate", "--review-file", str(sheet), "--store", str(store_dir), "--json"], obj={})
+    assert reviewed.exit_code == 0, reviewed.output
+    child = json.loads(reviewed.stdout)
+    assert child["totals"]["rejected_by_reason"] == {"review.rejected_in_review": 1}
+    assert sum(s["synthetic"] for s in child["splits"].values()) == 5
