@@ -381,3 +381,29 @@ def test_curate_with_synth_then_review_the_synthetic_rows(
     child = json.loads(reviewed.stdout)
     assert child["totals"]["rejected_by_reason"] == {"review.rejected_in_review": 1}
     assert sum(s["synthetic"] for s in child["splits"].values()) == 5
+
+
+def test_paraphrases_keep_the_seed_answer_and_join_its_cluster(tmp_path: Path, support_frame: pl.DataFrame) -> None:
+    def reply(body: dict[str, Any], number: int) -> str:
+        prompt = body["messages"][-1]["content"]
+        seed_question = prompt.split("<<<\n", 1)[1].split("\n>>>", 1)[0]
+        if number == 0:  # barely reworded: a near duplicate of the seed's question
+            return json.dumps({"user": seed_question.replace("?", " please?")})
+        return json.dumps({"user": unique_text(body["seed"]) + "?"})
+
+    fake = FakeChatCompletions(reply=reply)
+    config = SynthConfig(n=3, generator="openai", method="paraphrase", concurrency=1)
+    result = synthesize(support_frame, config, context(tmp_path), fake.generator())
+    assert result.rejected.get_column(F.REASON).to_list() == ["near_duplicate"]
+    paraphrases = result.kept.filter(pl.col(F.ORIGIN).str.starts_with("synthetic"))
+    assert paraphrases.height == 2
+    humans = {row[F.ID]: row for row in result.kept.filter(pl.col(F.ORIGIN) == "human").iter_rows(named=True)}
+    for row in paraphrases.iter_rows(named=True):
+        [seed_id] = row[META]["seed_ids"]
+        seed = humans[seed_id]
+        seed_messages = orjson.loads(seed[F.RECORD])["messages"]
+        messages = orjson.loads(row[F.RECORD])["messages"]
+        assert messages[2] == seed_messages[2] and messages[1] != seed_messages[1]
+        assert row[F.CLUSTER] == seed[F.CLUSTER] == f"paraphrase-{seed_id[:16]}"
+    # Only the seeds of accepted paraphrases joined a cluster.
+    assert sum(1 for row in humans.values() if row[F.CLUSTER] is not None) == 2

@@ -207,9 +207,10 @@ def _config_from_cli(params: dict[str, Any]) -> SynthConfig | None:
     if not n:
         if given:
             flags = ", ".join(f"--{flag.replace('_', '-')}" for flag in names if params.get(flag) is not None)
-            raise ValueError(f"{flags} only apply with --synth N")
+            raise ValueError(f"{flags} set without --synth N (how many synthetic examples to make)")
         return None
     config = SynthConfig(n=n, **given)
+    resolve_generator(config)  # an unknown generator fails here, before ingest, naming the installed ones
     if config.generator == "openai":
         from ftdata.synth.openai_generator import api_key
 
