@@ -344,15 +344,25 @@ def _template_mask(template: np.ndarray) -> np.ndarray:
 def _blocks(
     records: Sequence[str], spec: ShingleSpec, template: np.ndarray | None
 ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
-    """Per block of texts: (offset, n, residual shingle hashes, their doc index, word counts)."""
+    """Per block of texts: (offset, n, residual shingle hashes, their doc index, status per text).
+
+    A text is SHORT under `min_words` words, TEMPLATE_ONLY when the template filter removed some of its
+    shingles and fewer than MIN_RESIDUAL_SHINGLES remain (a short text that lost nothing is compared).
+    """
     mask = _template_mask(template) if template is not None and len(template) else None
     for offset in range(0, len(records), TEXT_BLOCK):
         texts = [record_text(r, spec.fields) for r in records[offset : offset + TEXT_BLOCK]]
+        n = len(texts)
         hashes, doc, counts = shingle_hashes(texts, spec.size)
-        keep = counts[doc] >= spec.min_words
+        status = np.where(counts < spec.min_words, SHORT, OK).astype(np.int8)
+        keep = status[doc] == OK
         if mask is not None:
+            before = np.bincount(doc[keep], minlength=n)
             keep &= ~mask[buckets(hashes)]
-        yield offset, len(texts), hashes[keep], doc[keep], counts
+            after = np.bincount(doc[keep], minlength=n)  # with repeats: good enough for "too little left"
+            status[(status == OK) & (after < before) & (after < MIN_RESIDUAL_SHINGLES)] = TEMPLATE_ONLY
+            keep &= status[doc] == OK
+        yield offset, n, hashes[keep], doc[keep], status
 
 
 def sample_buckets(records: Sequence[str], spec: ShingleSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -375,9 +385,7 @@ def signature_keys(
     hasher = MinHasher(num_perm, seed)
     keys = np.zeros((len(records), bands), dtype=np.uint32)
     status = np.full(len(records), OK, dtype=np.int8)
-    for offset, n, hashes, doc, counts in _blocks(records, spec, template):
-        residual = np.bincount(doc, minlength=n)  # with repeats: a min-hash does not care, the status hardly
-        block_status = np.where(counts < spec.min_words, SHORT, np.where(residual < MIN_RESIDUAL_SHINGLES, TEMPLATE_ONLY, OK))
+    for offset, n, hashes, doc, block_status in _blocks(records, spec, template):
         status[offset : offset + n] = block_status
         keys[offset : offset + n] = hasher.band_keys(hasher.signatures(hashes, doc, n), bands, rows)
     return keys, status
