@@ -31,10 +31,13 @@ def known_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseExce
     from ftdata.ingest import IngestError
     from ftdata.models import ModelNotAvailable
     from ftdata.plugins import UnknownPluginObject
+    from ftdata.pricing import UnknownModel
     from ftdata.recipe import RecipeError
     from ftdata.store import StoreError
+    from ftdata.tokenizer import TokenizerError
 
-    return (IngestError, StoreError, ModelNotAvailable, OSError), (RecipeError, UnknownPluginObject)
+    return (IngestError, StoreError, ModelNotAvailable, TokenizerError, OSError), (
+        RecipeError, UnknownPluginObject, UnknownModel)
 
 
 class FtdataGroup(click.Group):

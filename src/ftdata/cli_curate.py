@@ -143,7 +143,10 @@ def render_summary(console: Any, result: Any) -> None:
                             [(n, fmt_int(before.get(n, 0)), fmt_int(labels["final"].get(n, 0))) for n in names],
                             right=("ingested", "final")))
     cost = m.get("cost")
-    if cost:
+    if cost and cost.get("usd") is None:
+        console.print(f"No price for {cost['model']} (local model): {fmt_int(cost['billed_tokens_per_epoch'])} "
+                      f"tokens × {cost['epochs']} epochs")
+    elif cost:
         console.print(
             f"Estimated training cost on {cost['model']}: [bold]${cost['usd']:.2f}[/] "
             f"({fmt_int(cost['billed_tokens_per_epoch'])} tokens × {cost['epochs']} epochs at "

@@ -68,7 +68,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
                       f"{(s.get('synthetic') or 0) / s['rows']:.0%}" if s["rows"] else "")
                      for name, s in m["splits"].items()],
                     right=("rows", "tokens", "synthetic", "synthetic share")))
-    if m.get("cost"):
+    if m.get("cost") and m["cost"].get("usd") is not None:
         c = m["cost"]
         out.print(f"cost estimate: ${c['usd']:.2f} on {c['model']} ({c['epochs']} epochs, prices as of {c['prices_as_of']})")
     if m.get("synthetic"):

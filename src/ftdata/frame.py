@@ -20,6 +20,7 @@ GROUP      optional group key (`--group-col`): rows of one group never straddle 
 CLUSTER    near-duplicate cluster id set by dedup stages (null = singleton)
 SPLIT      set by the terminal split stage
 TOKENS     billed tokens per example for the target model (set by the tokens stage)
+TRAINED_TOKENS  of those, the assistant tokens the loss is computed on (weight != 0)
 
 Rejected frames carry the same columns plus STAGE, REASON (snake_case), DETAIL (human text),
 DUPLICATE_OF (row id of the kept partner, for dedup), SIMILARITY and RAW (the original text of input
@@ -46,6 +47,7 @@ GROUP = "_ftdata_group"
 CLUSTER = "_ftdata_cluster"
 SPLIT = "_ftdata_split"
 TOKENS = "_ftdata_tokens"
+TRAINED_TOKENS = "_ftdata_trained_tokens"
 
 STAGE = "_ftdata_stage"
 REASON = "_ftdata_reason"

@@ -171,6 +171,9 @@ def curate(
 ) -> CurateResult:
     """Ingest `inputs`, run the recipe, write (or find) the content-addressed version."""
     started = time.perf_counter()
+    from ftdata.pricing import model_info
+
+    model_info(target_model)  # an unknown model fails here, naming the known ones, not deep inside a stage
     store = store if isinstance(store, Store) else Store(store)
     ingest_options = ingest_options or IngestOptions()
     built = list(steps) if steps and isinstance(steps[0], Step) else build_steps(steps)  # type: ignore[arg-type]

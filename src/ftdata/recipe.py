@@ -50,16 +50,17 @@ class Step:
         return {"name": self.stage.name, "version": self.stage.version, "config": self.config.model_dump(mode="json")}
 
 
+def describe_errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}" for err in exc.errors())
+
+
 def make_config(stage: Stage, values: Mapping[str, Any] | StageConfig, where: str = "") -> StageConfig:
     if isinstance(values, StageConfig):
         return values
     try:
         return stage.config_cls(**values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise RecipeError(f"{where or stage.name}: {problems}") from None
+        raise RecipeError(f"{where or stage.name}: {describe_errors(exc)}") from None
 
 
 def build_steps(
@@ -95,7 +96,9 @@ def steps_from_cli(params: Mapping[str, Any]) -> list[tuple[str, StageConfig]]:
             continue
         try:
             config = stage.config_from_cli(dict(params))
-        except (ValidationError, ValueError) as exc:
+        except ValidationError as exc:
+            raise RecipeError(f"{stage.name}: {describe_errors(exc)}") from None
+        except ValueError as exc:
             raise RecipeError(f"{stage.name}: {exc}") from None
         if config is not None:
             chosen.append((stage.name, config))

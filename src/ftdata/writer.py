@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 SPLIT_ORDER = ("train", "validation", "test")
 ALWAYS_WRITTEN = ("train", "validation")
-TRAINED_TOKENS = "_ftdata_trained_tokens"
 PREFIX = "_ftdata_"
 
 
@@ -116,8 +115,8 @@ def write_version(
             entry["labels"] = label_distribution(part) if part.get_column(F.LABEL).null_count() < part.height else {}
             if has_tokens:
                 entry["tokens"] = int(part.get_column(F.TOKENS).sum() or 0)
-                if TRAINED_TOKENS in part.columns:
-                    entry["trained_tokens"] = int(part.get_column(TRAINED_TOKENS).sum() or 0)
+                if F.TRAINED_TOKENS in part.columns:
+                    entry["trained_tokens"] = int(part.get_column(F.TRAINED_TOKENS).sum() or 0)
             splits[name] = entry
         written = sum(s["rows"] for s in splits.values())
         if written != final.height:

@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from ftdata import frame as F
 from ftdata.stage import Context, Stage, StageConfig, StageResult
 
-TRAINED_TOKENS = "_ftdata_trained_tokens"
+TRAINED_TOKENS = F.TRAINED_TOKENS
 DEFAULT_MODEL_HELP = "gpt-4.1-mini-2025-04-14"
 
 
