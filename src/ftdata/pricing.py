@@ -44,6 +44,8 @@ class ModelInfo:
     methods: tuple[str, ...]
     fine_tunable: bool
     notes: str = ""
+    # Shutdown date of the base model (its fine-tuned models stop serving then too), when announced.
+    retires: date | None = None
 
 
 def _openai(
@@ -53,6 +55,7 @@ def _openai(
     price: float | None,
     methods: tuple[str, ...],
     notes: str = "",
+    retires: date | None = None,
 ) -> ModelInfo:
     return ModelInfo(
         name=family,
@@ -63,6 +66,7 @@ def _openai(
         methods=methods,
         fine_tunable=True,
         notes=notes,
+        retires=retires,
     )
 
 
@@ -71,7 +75,8 @@ MODELS: dict[str, ModelInfo] = {
     for m in (
         _openai("gpt-4.1", "o200k_base", 65_536, 25.00, (SUPERVISED, DPO)),
         _openai("gpt-4.1-mini", "o200k_base", 65_536, 5.00, (SUPERVISED, DPO)),
-        _openai("gpt-4.1-nano", "o200k_base", 32_768, 1.50, (SUPERVISED, DPO)),
+        # Shutdown dates from OpenAI's deprecations page (legacy snapshots announced 2026-04-22).
+        _openai("gpt-4.1-nano", "o200k_base", 32_768, 1.50, (SUPERVISED, DPO), retires=date(2026, 10, 23)),
         _openai(
             "gpt-4o",
             "o200k_base",
@@ -81,7 +86,7 @@ MODELS: dict[str, ModelInfo] = {
             "legacy: OpenAI's DPO guide now lists only the gpt-4.1 family",
         ),
         _openai("gpt-4o-mini", "o200k_base", 65_536, 3.00, (SUPERVISED,)),
-        _openai("gpt-3.5-turbo", "cl100k_base", 16_385, 8.00, (SUPERVISED,), "legacy"),
+        _openai("gpt-3.5-turbo", "cl100k_base", 16_385, 8.00, (SUPERVISED,), "legacy", retires=date(2026, 10, 23)),
         _openai(
             "o4-mini",
             "o200k_base",

@@ -133,6 +133,21 @@ def test_platform_cutoff_warning_carries_the_date(chat_version: Version) -> None
     assert status == "warn" and detail.startswith("OpenAI stopped accepting new self-serve fine-tuning jobs on 2027-01-06")
 
 
+def test_base_model_retirement_warns_then_fails(chat_version: Version) -> None:
+    openai = Endpoint("https://api.openai.com/v1")
+
+    def model_check(today: date) -> tuple[str, str]:
+        check = next(c for c in run_preflight(chat_version, Options(model="gpt-4.1-nano-2025-04-14"), openai,
+                                              today).checks if c.name == "model")
+        return check.status, check.detail
+
+    assert model_check(date(2026, 1, 1))[0] == "ok"
+    status, detail = model_check(date(2026, 9, 23))
+    assert status == "warn" and "gpt-4.1-nano retires on 2026-10-23 (30 days)" in detail
+    status, detail = model_check(date(2026, 11, 22))
+    assert status == "fail" and detail.startswith("gpt-4.1-nano was retired on 2026-10-23")
+
+
 def test_without_a_terminal_and_without_yes_it_stops_with_exit_2(invoke, chat_version: Version, fake: FakeOpenAI) -> None:
     result = invoke("support@latest", "--model", MODEL)
     assert result.exit_code == 2

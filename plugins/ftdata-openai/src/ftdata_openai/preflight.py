@@ -168,7 +168,11 @@ def _date_checks(endpoint: Endpoint, today: date) -> list[Check]:
     return [Check("platform cutoff", "ok", f"new jobs accepted until {cutoff}")]
 
 
-def _model_check(options: Options, endpoint: Endpoint) -> tuple[ModelInfo | None, Check]:
+# Warn this long before a base model's announced shutdown: a fine-tune made now would serve only until then.
+RETIREMENT_WARNING_DAYS = 180
+
+
+def _model_check(options: Options, endpoint: Endpoint, today: date) -> tuple[ModelInfo | None, Check]:
     try:
         info = model_info(options.model)
     except UnknownModel as exc:
@@ -185,6 +189,14 @@ def _model_check(options: Options, endpoint: Endpoint) -> tuple[ModelInfo | None
         return info, Check("model", "fail", f"{info.family} does not support --method {options.method} "
                                             f"(supports: {supported})")
     detail = f"{options.model}: {options.method}, at most {info.max_example_tokens:,} tokens per example"
+    if info.retires is not None:
+        days = (info.retires - today).days
+        if days <= 0:
+            return info, Check("model", "fail", f"{info.family} was retired on {info.retires.isoformat()}: "
+                                                "new jobs fail and its fine-tunes no longer serve")
+        if days <= RETIREMENT_WARNING_DAYS:
+            return info, Check("model", "warn", f"{detail}; {info.family} retires on {info.retires.isoformat()} "
+                                                f"({days} days): a fine-tune of it stops serving then")
     if info.notes:
         return info, Check("model", "warn", f"{detail}; {info.notes}")
     return info, Check("model", "ok", detail)
@@ -220,7 +232,7 @@ def _overlap_check(train: SplitReport, validation: SplitReport) -> Check:
 def run_preflight(version: Version, options: Options, endpoint: Endpoint, today: date | None = None) -> Preflight:
     today = today or datetime.now(UTC).date()
     kind = KIND_FOR_METHOD[options.method]
-    info, model_check = _model_check(options, endpoint)
+    info, model_check = _model_check(options, endpoint, today)
     checks = [model_check]
     encoding_name = info.encoding if info is not None else FALLBACK_ENCODING
     limit = info.max_example_tokens if info is not None else None
