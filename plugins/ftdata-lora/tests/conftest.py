@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,17 @@ def support_store(tmp_path: Path) -> Store:
     train = [r for r in rows if r not in validation]
     write_version(tmp_path / "store", "support", "v1", {"train": train, "validation": validation})
     return Store(tmp_path / "store")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One torch thread: on a CPU shared with other jobs, two spinning threads made steps ~4x slower here."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

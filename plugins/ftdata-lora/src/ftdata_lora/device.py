@@ -75,7 +75,9 @@ def plan_device(machine: Machine, precision: str = "auto", qlora: bool = False,
                 "found; train without --qlora (plain LoRA) on this machine"
             )
         if not machine.bitsandbytes:
-            raise DeviceError("--qlora needs bitsandbytes: pip install 'ftdata-lora[qlora]' (or pip install bitsandbytes)")
+            raise DeviceError(
+                "--qlora needs bitsandbytes: pip install 'ftdata-lora[qlora]' (or pip install bitsandbytes)"
+            )
     if machine.cuda:
         device = "cuda"
         if precision == "auto":

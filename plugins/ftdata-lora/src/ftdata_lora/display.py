@@ -29,7 +29,10 @@ def print_preflight(console: Console, ref: str, base_name: str, plan: DevicePlan
     table = Table(title=f"Preflight: {ref} on {base_name}", title_justify="left", show_edge=False, pad_edge=False)
     for name in ("split", "rows", "tokens median", "p95", "max", f"> {pre.max_length}", "answer cut",
                  "fully masked", "trained tokens"):
-        table.add_column(name, justify="left" if name == "split" else "right")
+        if name == "split":
+            table.add_column(name, no_wrap=True)
+        else:
+            table.add_column(name, justify="right")
     for name, split in pre.splits.items():
         d = split.as_dict()
         tokens = d["tokens"]
@@ -45,11 +48,12 @@ def print_preflight(console: Console, ref: str, base_name: str, plan: DevicePlan
         masked = {k: v for k, v in split.as_dict()["fully_masked"].items() if v}
         if masked:
             reasons = ", ".join(f"{reason} {n}" for reason, n in masked.items())
-            console.print(f"[yellow]{name}: {sum(masked.values())} examples train no token and are left out ({reasons})[/]",
+            count = sum(masked.values())
+            console.print(f"[yellow]{name}: {count} examples train no token and are left out ({reasons})[/]",
                           soft_wrap=True)
     if not pre.stop_token_trained:
-        console.print("[yellow]the template leaves the end-of-turn token out of the loss: the model may not learn to stop[/]",
-                      soft_wrap=True)
+        console.print("[yellow]the template leaves the end-of-turn token out of the loss: "
+                      "the model may not learn to stop[/]", soft_wrap=True)
     for problem in pre.blocking_problems():
         console.print(Text(problem, style="red"), soft_wrap=True)
     if pre.example:

@@ -32,6 +32,17 @@ def prompts_from_text(texts: list[str], system: str | None = None) -> list[Promp
     return [Prompt([*head, {"role": "user", "content": text}]) for text in texts]
 
 
+def training_system_prompt(store: Store, record: dict[str, Any]) -> str | None:
+    """The system message of the run's first train example: what the adapter learned to answer under."""
+    version = Version(store.root, record["dataset"], record["version"])
+    for row in version.read_split("train"):
+        messages = row.get("messages") or []
+        if messages and messages[0].get("role") == "system":
+            return messages[0].get("content")
+        return None
+    return None
+
+
 def prompts_from_split(store: Store, record: dict[str, Any], split: str, limit: int) -> list[Prompt]:
     """Each row's conversation up to its last assistant message, which becomes the reference answer."""
     version = Version(store.root, record["dataset"], record["version"])
@@ -51,10 +62,6 @@ class RunModel:
     """A run's base model with its adapter loaded, on the best device here."""
 
     def __init__(self, store: Store, run_id: str) -> None:
-        import torch
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         self.record = load_run(store, run_id)
         if self.record.get("trainer") != "lora":
             raise GenerateError(f"run {self.record['run_id']} was made by {self.record.get('trainer')!r}, not lora")
@@ -68,6 +75,10 @@ class RunModel:
         base_path = base["path"] if Path(base["path"]).exists() else resolve_model(
             None if base["name"] == BUNDLED_NAME else base["name"]
         )
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
         plan = plan_device(detect_machine())
         self.device = plan.device
         self.tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
@@ -100,13 +111,20 @@ class RunModel:
 def generate(store: Store, run_id: str, prompts: list[str] | None = None, split: str | None = None,
              limit: int = 5, compare: bool = False, max_new_tokens: int = 128,
              system: str | None = None) -> list[dict[str, Any]]:
-    """Answers for the given prompts, or for the first `limit` conversations of a split of the run's version."""
+    """Answers for the given prompts, or for the first `limit` conversations of a split of the run's version.
+
+    Prompts go out under `system`; by default under the system message the run's train examples start with
+    ("" for none).
+    """
     runner = RunModel(store, run_id)
     if split is not None:
         items = prompts_from_split(store, runner.record, split, limit)
         if not items:
-            raise GenerateError(f"split {split!r} of {runner.record['dataset']} has no conversation ending in an answer")
+            dataset = runner.record["dataset"]
+            raise GenerateError(f"split {split!r} of {dataset} has no conversation ending in an answer")
     else:
+        if system is None:
+            system = training_system_prompt(store, runner.record)
         items = prompts_from_text(list(prompts or []), system)
     results = []
     for item in items:

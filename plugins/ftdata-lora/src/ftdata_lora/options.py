@@ -34,8 +34,12 @@ class LoraOptions(BaseModel):
     # Sequences
     max_length: int = Field(1024, ge=8, description="tokens per example; longer ones are cut at the end")
     # Evaluation, early stopping, checkpoints
-    eval_steps: int | None = Field(None, ge=1, description="evaluate (and checkpoint) every N steps; default: every epoch")
-    early_stopping_patience: int = Field(3, ge=0, description="evaluations without improvement before stopping; 0 = off")
+    eval_steps: int | None = Field(
+        None, ge=1, description="evaluate (and checkpoint) every N steps; default: every epoch"
+    )
+    early_stopping_patience: int = Field(
+        3, ge=0, description="evaluations without improvement before stopping; 0 = off"
+    )
     save_total_limit: int = Field(2, ge=1, description="checkpoints kept (the best one is always kept)")
     logging_steps: int = Field(1, ge=1)
     # Hardware
@@ -43,6 +47,9 @@ class LoraOptions(BaseModel):
         "auto", description="auto: bf16 on CUDA (fp16 where bf16 is unsupported), fp32 on CPU; bf16 on CPU = autocast"
     )
     gradient_checkpointing: bool | None = Field(None, description="default: on for CUDA, off on CPU")
+    cpu_threads: int | None = Field(
+        None, ge=1, description="torch CPU threads (default: all cores); 1 is faster on a CPU busy with other work"
+    )
     # Chat template with {% generation %} markers, for models whose own template lacks them
     chat_template: str | None = Field(None, description="path to a .jinja chat template with {% generation %} markers")
 

@@ -109,7 +109,7 @@ def train_command(ctx: click.Context, ref: str, base_model: str | None, option_p
         if prepared.preflight.blocking_problems():
             raise click.exceptions.Exit(EXIT_DATA)
         return
-    record = train(request, say=lambda message: console.print(message, markup=False, highlight=False))
+    record = train(request, say=lambda message: console.print(message, markup=False, highlight=False, soft_wrap=True))
     print_summary(console, record)
     if as_json:
         emit_json(record)
@@ -122,9 +122,12 @@ def train_command(ctx: click.Context, ref: str, base_model: str | None, option_p
 @click.argument("prompts", nargs=-1)
 @click.option("--split", type=click.Choice(["test", "validation", "train"]), default=None,
               help="Answer the conversations of this split of the run's dataset version instead of PROMPTS.")
-@click.option("--limit", type=click.IntRange(min=1), default=5, show_default=True, help="Conversations taken from --split.")
+@click.option("--limit", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Conversations taken from --split.")
 @click.option("--compare", is_flag=True, help="Also show the base model's answer, without the adapter.")
-@click.option("--system", default=None, help="System message sent before each prompt.")
+@click.option("--system", default=None,
+              help="System message sent before each prompt "
+                   "(default: the one the train examples start with; \"\" for none).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--store", "store_dir", type=click.Path(file_okay=False), default=None, envvar="FTDATA_STORE",
               help="Store directory (default ./datasets, or $FTDATA_STORE).")

@@ -76,7 +76,8 @@ class Preflight:
         out = []
         for name, split in self.splits.items():
             for reason, lines in sorted(split.blocking().items()):
-                shown = ", ".join(str(n) for n in lines[:PROBLEMS_SHOWN]) + (" ..." if len(lines) > PROBLEMS_SHOWN else "")
+                shown = ", ".join(str(n) for n in lines[:PROBLEMS_SHOWN])
+                shown += " ..." if len(lines) > PROBLEMS_SHOWN else ""
                 detail = split.messages.get(lines[0], "")
                 rows = f"{len(lines)} row{'s' if len(lines) != 1 else ''}"
                 out.append(f"{name}: {rows} {reason} (line {shown}){': ' + detail if detail else ''}")
@@ -92,7 +93,8 @@ class Preflight:
         }
 
 
-def preflight_split(name: str, rows: Any, tokenizer: Any, template: TrainingTemplate, max_length: int) -> SplitPreflight:
+def preflight_split(name: str, rows: Any, tokenizer: Any, template: TrainingTemplate,
+                    max_length: int) -> SplitPreflight:
     """`rows`: a `datasets.Dataset` (or list of dicts) with `messages` (and optionally `tools`)."""
     report = SplitPreflight(name=name, max_length=max_length)
     for line, row in enumerate(rows, start=1):

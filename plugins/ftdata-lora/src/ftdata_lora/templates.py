@@ -120,11 +120,12 @@ def training_template(tokenizer: Any, override: str | None = None) -> TrainingTe
 
 
 def _trl_training_template(tokenizer: Any) -> str | None:
+    from jinja2 import TemplateError as JinjaTemplateError
     from trl.chat_template_utils import get_training_chat_template
 
     try:
         return get_training_chat_template(tokenizer)
-    except ValueError:  # a template TRL does not know
+    except (ValueError, TypeError, JinjaTemplateError):  # a template TRL does not know (or cannot probe)
         return None
 
 

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from ftdata.models import BUNDLED_NAME, resolve_model
 from ftdata.runs import list_runs, load_run, new_run, runs_dir, write_run
@@ -64,7 +69,6 @@ class Prepared:
     template: TrainingTemplate
     preflight: Preflight
     resumed: dict[str, Any] | None = None  # the run record being resumed
-    dataset_dict: Any = field(default=None, repr=False)
 
 
 def prepare(request: TrainRequest, machine: Machine | None = None) -> Prepared:
@@ -74,7 +78,13 @@ def prepare(request: TrainRequest, machine: Machine | None = None) -> Prepared:
     from ftdata.hf import version_dataset_dict
 
     resumed = find_resumable(request) if request.resume or request.resume_from else None
-    version = Version(request.store.root, resumed["dataset"], resumed["version"]) if resumed else request.store.resolve(request.ref)
+    if resumed:
+        version = Version(request.store.root, resumed["dataset"], resumed["version"])
+        recorded_base = resumed["base_model"]["name"]
+        if request.base_model and request.base_model != recorded_base:
+            raise LoraError(f"run {resumed['run_id']} trains an adapter for {recorded_base!r}; drop --base-model")
+    else:
+        version = request.store.resolve(request.ref)
     options = parse_options(request.option_pairs, base=resumed["options"] if resumed else None)
     base_name = request.base_model or (resumed["base_model"]["name"] if resumed else BUNDLED_NAME)
     base_path = resolve_model(None if base_name == BUNDLED_NAME else base_name)
@@ -96,7 +106,7 @@ def prepare(request: TrainRequest, machine: Machine | None = None) -> Prepared:
     template = training_template(tokenizer, options.chat_template)
     tokenizer.chat_template = template.text  # saved with the adapter: inference renders as training did
     preflight = run_preflight(dataset_dict, tokenizer, template, options.max_length)
-    return Prepared(version, options, base_name, base_path, plan, tokenizer, template, preflight, resumed, dataset_dict)
+    return Prepared(version, options, base_name, base_path, plan, tokenizer, template, preflight, resumed)
 
 
 def find_resumable(request: TrainRequest) -> dict[str, Any]:
@@ -106,7 +116,8 @@ def find_resumable(request: TrainRequest) -> dict[str, Any]:
         record = load_run(request.store, request.resume_from)
         if record["trainer"] != TRAINER:
             raise LoraError(f"run {record['run_id']} was made by the {record['trainer']!r} trainer, not {TRAINER!r}")
-        if record["dataset"] != dataset or not (version_prefix == "latest" or record["version"].startswith(version_prefix)):
+        same_version = version_prefix == "latest" or record["version"].startswith(version_prefix)
+        if record["dataset"] != dataset or not same_version:
             raise LoraError(
                 f"run {record['run_id']} trained {record['dataset']}@{record['version']}, not {request.ref}"
             )
@@ -129,6 +140,11 @@ def last_checkpoint(output_dir: Path) -> Path | None:
     return Path(found) if found else None
 
 
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimizer step a checkpoint was saved at (from the Trainer's trainer_state.json)."""
+    return int(orjson.loads((checkpoint / "trainer_state.json").read_bytes())["global_step"])
+
+
 def train(request: TrainRequest, say: Callable[[str], None] = lambda _: None,
           machine: Machine | None = None) -> dict[str, Any]:
     """Run (or resume) a LoRA fine-tune; returns the final run record."""
@@ -148,7 +164,10 @@ def train(request: TrainRequest, say: Callable[[str], None] = lambda _: None,
             "under accelerate launch every process must write to the same place: pass --output DIR"
         )
     record = prepared.resumed or new_run(store, TRAINER, prepared.version, {})
-    output_dir = Path(record["output_dir"]) if prepared.resumed else (request.output or runs_dir(store) / record["run_id"])
+    if prepared.resumed:
+        output_dir = Path(record["output_dir"])
+    else:
+        output_dir = request.output or runs_dir(store) / record["run_id"]
     checkpoint = last_checkpoint(output_dir) if prepared.resumed else None
     max_steps = request.max_steps or (record.get("max_steps") if prepared.resumed else None)
     record.update(
@@ -166,47 +185,79 @@ def train(request: TrainRequest, say: Callable[[str], None] = lambda _: None,
         output_dir=str(output_dir),
         adapter_dir=str(output_dir / "adapter"),
     )
+    if checkpoint is not None and max_steps and checkpoint_step(checkpoint) >= max_steps:
+        raise LoraError(
+            f"run {record['run_id']} already trained {checkpoint_step(checkpoint)} steps: "
+            "pass a larger --max-steps to continue it"
+        )
     if checkpoint is not None:
         record.setdefault("resumed_from", []).append(str(checkpoint))
         say(f"resuming {record['run_id']} from {checkpoint}")
+    elif prepared.resumed:
+        say(f"{record['run_id']} has no checkpoint yet: training it again from the start")
     save_record(store, record)
-    say(f"run {record['run_id']}: {prepared.plan.describe()}, {len(train_rows)} train / {len(eval_rows)} validation examples")
+    say(f"run {record['run_id']}: {prepared.plan.describe()}, "
+        f"{len(train_rows)} train / {len(eval_rows)} validation examples")
 
     def update(metrics: dict[str, Any]) -> None:
         record["metrics"] = metrics
         save_record(store, record)
 
+    if prepared.options.cpu_threads:
+        import torch
+
+        torch.set_num_threads(prepared.options.cpu_threads)
     callback = RunCallback(update, say)
-    try:
-        trainer = build_trainer(prepared, train_rows, eval_rows, output_dir / "checkpoints", max_steps,
-                                resuming=checkpoint is not None, callbacks=[callback])
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        adapter_dir = output_dir / "adapter"
-        trainer.save_model(str(adapter_dir))
-        record["metrics"] = callback.metrics(trainer.state)
-        record["stopped_early"] = trainer.state.global_step < trainer.state.max_steps
-        del trainer
-        gc.collect()
-        record["model"] = str(adapter_dir)
-        if is_main_process():
-            write_model_card(adapter_dir, record, prepared.version.splits)
-        if request.merge and is_main_process():
-            say("merging the adapter into the base model")
-            record["merged_dir"] = str(merge_adapter(prepared.base_path, adapter_dir, output_dir / "merged"))
-        record["status"] = "succeeded"
-    except KeyboardInterrupt:
-        record["status"] = "interrupted"
-        record["error"] = f"interrupted; continue with: ftdata train lora {prepared.version.ref} --resume-from {record['run_id']}"
-        save_record(store, record)
-        raise
-    except Exception as exc:
-        record["status"] = "failed"
-        record["error"] = f"{type(exc).__name__}: {exc}"
-        save_record(store, record)
-        raise
+    with terminate_as_interrupt():
+        try:
+            trainer = build_trainer(prepared, train_rows, eval_rows, output_dir / "checkpoints", max_steps,
+                                    resuming=checkpoint is not None, callbacks=[callback])
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+            adapter_dir = output_dir / "adapter"
+            trainer.save_model(str(adapter_dir))
+            record["metrics"] = callback.metrics(trainer.state)
+            record["stopped_early"] = trainer.state.global_step < trainer.state.max_steps
+            del trainer
+            gc.collect()
+            record["model"] = str(adapter_dir)
+            if is_main_process():
+                write_model_card(adapter_dir, record, prepared.version.splits)
+            if request.merge and is_main_process():
+                say("merging the adapter into the base model")
+                record["merged_dir"] = str(merge_adapter(prepared.base_path, adapter_dir, output_dir / "merged"))
+            record["status"] = "succeeded"
+        except KeyboardInterrupt:
+            record["status"] = "interrupted"
+            record["error"] = (
+                f"interrupted; continue with: ftdata train lora {prepared.version.ref} --resume-from {record['run_id']}"
+            )
+            save_record(store, record)
+            raise
+        except Exception as exc:
+            record["status"] = "failed"
+            record["error"] = f"{type(exc).__name__}: {exc}"
+            save_record(store, record)
+            raise
     record.pop("error", None)
     save_record(store, record)
     return record
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (a scheduler stopping the job) like Ctrl-C, so the record says how to resume."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def world_size() -> int:
@@ -239,8 +290,10 @@ def build_trainer(prepared: Prepared, train_rows: list[Encoded], eval_rows: list
     transformers_logging.disable_progress_bar()
     options, plan = prepared.options, prepared.plan
     has_eval = bool(eval_rows)
-    strategy = ("steps" if options.eval_steps else "epoch") if has_eval else "no"
-    early_stopping = has_eval and options.early_stopping_patience > 0
+    save_strategy = "steps" if options.eval_steps else "epoch"
+    early_stopping = (
+        [EarlyStoppingCallback(options.early_stopping_patience)] if has_eval and options.early_stopping_patience else []
+    )
     config = SFTConfig(
         output_dir=str(checkpoints_dir),
         num_train_epochs=options.epochs,
@@ -254,11 +307,10 @@ def build_trainer(prepared: Prepared, train_rows: list[Encoded], eval_rows: list
         weight_decay=options.weight_decay,
         seed=options.seed,
         logging_steps=options.logging_steps,
-        eval_strategy=strategy,
-        eval_steps=options.eval_steps,
+        eval_strategy=save_strategy if has_eval else "no",
         eval_on_start=has_eval and not resuming,
-        save_strategy=strategy if has_eval else "epoch",
-        save_steps=options.eval_steps or 500,
+        save_strategy=save_strategy,
+        **({"eval_steps": options.eval_steps, "save_steps": options.eval_steps} if options.eval_steps else {}),
         save_total_limit=options.save_total_limit,
         load_best_model_at_end=has_eval,
         metric_for_best_model="eval_loss" if has_eval else None,
@@ -301,7 +353,7 @@ def build_trainer(prepared: Prepared, train_rows: list[Encoded], eval_rows: list
         processing_class=prepared.tokenizer,
         peft_config=lora,
         quantization_config=quantization,
-        callbacks=[*(callbacks or []), *([EarlyStoppingCallback(options.early_stopping_patience)] if early_stopping else [])],
+        callbacks=[*(callbacks or []), *early_stopping],
     )
     # Progress goes to stderr through RunCallback; the stock callbacks print log dicts on stdout.
     trainer.remove_callback(PrinterCallback)
