@@ -41,7 +41,7 @@ def screen_generated(
     rejected.append(duplicates)
     accepted, over_share = cap_share(real, unique, config.max_share, STAGE.name)
     rejected.append(over_share)
-    return accepted, pl.concat(rejected, how="vertical").sort(F.LINE)
+    return accepted, pl.concat(rejected, how="vertical")
 
 
 def validate_rows(frame: pl.DataFrame, stage: str) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -104,7 +104,7 @@ def synthesize(frame: pl.DataFrame, config: SynthConfig, ctx: Context, generator
     made = [o for o in outcomes if o.reason is None]
     generated_rows = generated_frame(made, origin, config.method)
     kept_synthetic, rejected_synthetic = screen_generated(frame, generated_rows, config, ctx, config.method == "paraphrase")
-    rejected = pl.concat([failed_rows(failed, origin), rejected_synthetic], how="vertical")
+    rejected = pl.concat([failed_rows(failed, origin), rejected_synthetic], how="vertical").sort(F.LINE)
     real = frame
     if config.method == "paraphrase":
         real, kept_synthetic = tie_paraphrase_seeds(frame, kept_synthetic)
