@@ -260,7 +260,7 @@ def test_truncated_and_looping_replies_are_rejected(tmp_path: Path, support_fram
     fake = FakeChatCompletions(reply=lambda body, n: '{"user": "Why is my invoice', finish_reason="length")
     result = synthesize(support_frame, SynthConfig(n=2, generator="openai"), context(tmp_path / "b"), fake.generator())
     assert result.rejected.get_column(F.REASON).to_list() == ["truncated"] * 2
-    assert result.rejected.get_column(F.DETAIL)[0] == "reply hit max_new_tokens (256) before it ended"
+    assert result.rejected.get_column(F.DETAIL)[0] == "reply hit its 256-token cap before it ended"
 
 
 def test_spend_cap_stops_generation(tmp_path: Path, support_frame: pl.DataFrame) -> None:

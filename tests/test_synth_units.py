@@ -13,7 +13,8 @@ from ftdata import frame as F
 from ftdata.synth import prompts
 from ftdata.synth.base import GenerationRequest, GenerationResult, GenerationSettings
 from ftdata.synth.cache import GenerationCache, generation_key
-from ftdata.synth.plan import collect_seeds, plan_candidates
+from ftdata.synth.execute import style_cap
+from ftdata.synth.plan import SEED_MAX_CHARS, collect_seeds, plan_candidates
 from ftdata.synth.prompts import SeedExample, UnparseableOutput
 from ftdata.synth.quality import repetition_problem
 from ftdata.synth.screen import allowed_synthetic
@@ -77,6 +78,20 @@ def test_seeds_come_from_human_chat_rows_with_a_text_exchange() -> None:
     ])
     seeds = collect_seeds(frame)
     assert seeds == [SeedExample(F.row_id(F.canonical_json(good)), SYSTEM, "Hi?", "Hello.", "greet")]
+    long_row = {F.RECORD: F.canonical_json(chat_record("Why?", "x" * SEED_MAX_CHARS)), F.SOURCE: "a", F.LINE: 4}
+    assert len(collect_seeds(pl.concat([frame, F.make_frame([long_row])]))) == 1
+
+
+def chat_record(user: str, assistant: str) -> dict[str, object]:
+    return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]}
+
+
+def test_style_cap_follows_the_seeds_and_stays_within_limits() -> None:
+    answers = ["a" * 300] * 19 + ["b" * 100_000]  # one outlier: the 95th percentile ignores it
+    assert style_cap(answers, 256, 96) == 200  # 300 bytes ~ 100 tokens, twice that
+    assert style_cap(["short"], 256, 96) == 96
+    assert style_cap(["a" * 3000], 256, 96) == 256
+    assert style_cap([], 256, 96) == 256
 
 
 def test_parse_json_fields_accepts_fenced_json_and_names_what_is_missing() -> None:

@@ -10,18 +10,22 @@ candidate and yields the same rows while paying nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ftdata.stage import Progress
 from ftdata.synth import prompts
 from ftdata.synth.base import GenerationRequest, GenerationResult, GenerationSettings, Generator, Usage
 from ftdata.synth.cache import GenerationCache, generation_key
 from ftdata.synth.plan import Candidate
+from ftdata.synth.prompts import SeedExample
 from ftdata.synth.quality import repetition_problem
 
 SEED_MODULUS = 2**31
+QUESTION_CAP_FLOOR = 48
+ANSWER_CAP_FLOOR = 96
 
 
 @dataclass
@@ -57,26 +61,54 @@ def reply_problem(result: GenerationResult, max_new_tokens: int) -> tuple[str, s
     if loop is not None:
         return "degenerate_repetition", loop
     if result.finish_reason == "length":
-        return "truncated", f"reply hit max_new_tokens ({max_new_tokens}) before it ended"
+        return "truncated", f"reply hit its {max_new_tokens}-token cap before it ended"
     return None
 
 
+def estimated_tokens(text: str) -> int:
+    """An over-estimate of a text's tokens without a tokenizer: English runs ~4 bytes a token."""
+    return -(-len(text.encode()) // 3)
+
+
+def style_cap(texts: Sequence[str], max_new_tokens: int, floor: int) -> int:
+    """Token cap for generated texts of one role: twice the seeds' 95th-percentile length, within limits.
+
+    A reply far longer than the seeds it imitates is off-style; for a local model the cap also bounds how
+    long a batch waits for its longest row (generation runs until the last row of the batch ends).
+    """
+    if not texts:
+        return max_new_tokens
+    lengths = sorted(estimated_tokens(t) for t in texts)
+    typical = lengths[max(0, math.ceil(0.95 * len(lengths)) - 1)]  # nearest-rank 95th percentile
+    return min(max_new_tokens, max(floor, 2 * typical))
+
+
 class CandidateRunner:
-    """Makes the examples of one chunk of candidates; safe to call from several threads."""
+    """Makes the examples of one chunk of candidates; safe to call from several threads.
+
+    Plain (two-pass) generation caps each pass at `style_cap` of the seeds' user messages and answers;
+    structured requests get `max_new_tokens` (API calls run side by side: one long reply delays no other).
+    """
 
     def __init__(self, generator: Generator, model: str, settings: GenerationSettings, cache: GenerationCache,
-                 method: str) -> None:
+                 method: str, seeds: Sequence[SeedExample] = ()) -> None:
         self.generator = generator
         self.model = model
         self.settings = settings
         self.cache = cache
         self.method = method
+        self.question_settings = replace(
+            settings, max_new_tokens=style_cap([s.user for s in seeds], settings.max_new_tokens, QUESTION_CAP_FLOOR))
+        self.answer_settings = replace(
+            settings, max_new_tokens=style_cap([s.assistant for s in seeds], settings.max_new_tokens, ANSWER_CAP_FLOOR))
 
-    def complete(self, requests: Sequence[GenerationRequest], usage: Usage) -> list[GenerationResult]:
-        keys = [generation_key(self.generator.name, self.model, self.settings, r) for r in requests]
+    def complete(self, requests: Sequence[GenerationRequest], usage: Usage,
+                 settings: GenerationSettings | None = None) -> list[GenerationResult]:
+        settings = settings or self.settings
+        keys = [generation_key(self.generator.name, self.model, settings, r) for r in requests]
         results = [self.cache.get(key) for key in keys]
         missing = [i for i, result in enumerate(results) if result is None]
-        fresh = self.generator.generate([requests[i] for i in missing], self.settings) if missing else []
+        fresh = self.generator.generate([requests[i] for i in missing], settings) if missing else []
         for i, result in zip(missing, fresh, strict=True):
             self.cache.put(keys[i], result)
             results[i] = result
@@ -134,8 +166,9 @@ class CandidateRunner:
         ]
         outcomes = [Outcome(c) for c in chunk]
         pending: list[Outcome] = []
-        for outcome, result in zip(outcomes, self.complete(first, usage), strict=True):
-            problem = reply_problem(result, self.settings.max_new_tokens)
+        first_settings = self.answer_settings if paraphrase else self.question_settings
+        for outcome, result in zip(outcomes, self.complete(first, usage, first_settings), strict=True):
+            problem = reply_problem(result, first_settings.max_new_tokens)
             if problem is not None:
                 outcome.fail(*problem, result.text)
                 continue
@@ -156,8 +189,9 @@ class CandidateRunner:
             )
             for o in pending
         ]
-        for outcome, result in zip(pending, self.complete(second, usage) if second else [], strict=True):
-            problem = reply_problem(result, self.settings.max_new_tokens)
+        replies = self.complete(second, usage, self.answer_settings) if second else []
+        for outcome, result in zip(pending, replies, strict=True):
+            problem = reply_problem(result, self.answer_settings.max_new_tokens)
             if problem is not None:
                 outcome.fail(*problem, result.text)
             elif not result.text.strip():

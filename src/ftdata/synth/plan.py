@@ -22,6 +22,9 @@ from ftdata import frame as F
 from ftdata.synth.prompts import SeedExample, seed_from_record
 
 UNLABELLED = ""  # heap/sort key of rows without a label
+# Seeds go into prompts whole: one very long row would crowd a small model's context (SmolLM2 has 8k
+# tokens) and slow every batch it lands in. Such rows stay in the data; they are just not imitated.
+SEED_MAX_CHARS = 6000
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,8 @@ class Candidate:
 
 
 def collect_seeds(frame: pl.DataFrame) -> list[SeedExample]:
-    """Human chat rows that can serve as seeds (synthetic rows never seed more synthetic rows)."""
+    """Human chat rows that can serve as seeds (synthetic rows never seed more synthetic rows, and rows
+    over SEED_MAX_CHARS are not shown to a model)."""
     rows = frame.filter((pl.col(F.KIND) == "chat") & (pl.col(F.ORIGIN) == "human")).select(F.ID, F.RECORD, F.LABEL)
     seeds = []
     for row_id, text, label in rows.iter_rows():
@@ -42,7 +46,7 @@ def collect_seeds(frame: pl.DataFrame) -> list[SeedExample]:
         except orjson.JSONDecodeError:
             continue
         seed = seed_from_record(row_id, record, label)
-        if seed is not None:
+        if seed is not None and len(seed.user) + len(seed.assistant) <= SEED_MAX_CHARS:
             seeds.append(seed)
     return seeds
 

@@ -92,7 +92,8 @@ def synthesize(frame: pl.DataFrame, config: SynthConfig, ctx: Context, generator
                                  ctx.rng("synth"))
     if not candidates:
         ctx.progress.log("synth: no human chat row with a user/assistant exchange to learn from; nothing generated")
-    runner = CandidateRunner(generator, settings.model, settings, GenerationCache(ctx.cache_dir / "synth"), config.method)
+    runner = CandidateRunner(generator, settings.model, settings, GenerationCache(ctx.cache_dir / "synth"),
+                             config.method, seeds)
     outcomes, usage, cap_reached = run_candidates(
         candidates, runner,
         chunk_size=settings.batch_size if generator.batched else 1,
