@@ -166,9 +166,8 @@ class CandidateRunner:
         ]
         outcomes = [Outcome(c) for c in chunk]
         pending: list[Outcome] = []
-        first_settings = self.answer_settings if paraphrase else self.question_settings
-        for outcome, result in zip(outcomes, self.complete(first, usage, first_settings), strict=True):
-            problem = reply_problem(result, first_settings.max_new_tokens)
+        for outcome, result in zip(outcomes, self.complete(first, usage, self.question_settings), strict=True):
+            problem = reply_problem(result, self.question_settings.max_new_tokens)
             if problem is not None:
                 outcome.fail(*problem, result.text)
                 continue
