@@ -344,11 +344,14 @@ def _blocks(
         status = np.where(counts < spec.min_words, SHORT, OK).astype(np.int8)
         keep = status[doc] == OK
         if mask is not None:
-            template = mask[hashes >> np.uint64(64 - BUCKET_BITS)]
-            removed = np.bincount(doc[template & keep], minlength=n)
-            left = np.bincount(doc, minlength=n) - removed  # counted with repeats: enough for "too little left"
-            status[(status == OK) & (removed > 0) & (left < MIN_RESIDUAL_SHINGLES)] = TEMPLATE_ONLY
-            keep = ~template & (status[doc] == OK)
+            keep &= ~mask[hashes >> np.uint64(64 - BUCKET_BITS)]
+            # Shingles per text before and after (with repeats: enough to tell "too little left").
+            total = np.where(counts >= spec.size, counts - spec.size + 1, np.minimum(counts, 1))
+            left = np.bincount(doc[keep], minlength=n)
+            thin = (status == OK) & (left < total) & (left < MIN_RESIDUAL_SHINGLES)
+            if thin.any():
+                status[thin] = TEMPLATE_ONLY
+                keep &= ~thin[doc]
         yield offset, n, hashes[keep], doc[keep], status
 
 

@@ -6,8 +6,9 @@ developer prompts, which many distinct rows share — as sets of `shingle_size`-
 Template text: a shingle found in at least `template_rows` rows is treated as template (a long shared
 instruction, a tool preamble, a stock phrase) and left out of the sets, so rows that merely share a template
 are compared on what differs. Document frequency is counted on all rows up to 20,000, on an evenly spaced
-sample above that. The cost: a family of more than `template_rows` near copies of one text looks like a
-template and is not caught (raise `template_rows`; 0 turns the filter off).
+sample of 20,000 above that (a shingle then needs at least 2 sample rows, so above 400,000 rows the bar is
+about n / 10,000 rows). The cost: a family of more than `template_rows` near copies of one text looks like
+a template and is not caught (raise `template_rows`; 0 turns the filter off).
 
 Steps: signatures of every row (vectorised numpy MinHash, in worker processes); LSH banding with bands x
 rows derived from the threshold (the most rows per band that still make a pair at the threshold a candidate
@@ -49,7 +50,7 @@ T = TypeVar("T")
 
 class NearDedupConfig(StageConfig):
     threshold: float = Field(
-        default=0.5, gt=0, le=1, description="Jaccard similarity of shingle sets at or above which rows are near duplicates"
+        default=0.5, gt=0, le=1, description="Jaccard similarity of shingle sets from which rows are near duplicates"
     )
     shingle_size: int = Field(default=2, ge=1, le=8, description="Words per shingle")
     num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations (signature length)")
@@ -90,9 +91,10 @@ def task_runner(workers: int, rows: int) -> Iterator[Runner]:
                         results.append(pending.pop(0).result())
                 results.extend(job.result() for job in pending)
             except BrokenProcessPool as exc:
-                raise RuntimeError(
-                    f"near_dedup: a worker process died ({exc}). A script that runs ftdata with workers > 1 "
-                    'must start it under `if __name__ == "__main__":`'
+                # An OSError: the CLI reports it as an operational failure (e.g. a worker killed for memory).
+                raise ChildProcessError(
+                    f"near_dedup: a worker process died ({exc}). Retry with fewer workers or more memory; a script "
+                    'that runs ftdata with workers > 1 must start it under `if __name__ == "__main__":`'
                 ) from exc
             return results
 
