@@ -167,7 +167,7 @@ class MinHasher:
         """(n_docs, num_perm) uint32 min-hashes; a document without shingles gets EMPTY everywhere.
 
         `doc` must be sorted. Work is cut into blocks of about `block` shingles so the (num_perm, block)
-        intermediate stays in cache: this machine's memory bandwidth, not arithmetic, is the limit.
+        intermediate stays a few MB however many documents come in.
         """
         sig = np.full((n_docs, self.num_perm), self.EMPTY, dtype=np.uint32)
         if len(hashes) == 0:

@@ -129,12 +129,14 @@ def similarities(
     """Exact Jaccard of each (i, j) row pair, computed in tasks of PAIRS_PER_TASK pairs."""
     if len(pairs) == 0:
         return np.empty(0, dtype=np.float64)
-    tasks = []
-    for start in range(0, len(pairs), PAIRS_PER_TASK):
-        part = pairs[start : start + PAIRS_PER_TASK]
-        rows, local = np.unique(part, return_inverse=True)
-        tasks.append((records.gather(rows).to_list(), spec, template, local.reshape(part.shape)))
-    return np.concatenate(run_tasks(M.pair_similarities, tasks))
+
+    def tasks() -> Iterator[tuple[Any, ...]]:  # made as they are submitted: texts of two tasks per worker at most
+        for start in range(0, len(pairs), PAIRS_PER_TASK):
+            part = pairs[start : start + PAIRS_PER_TASK]
+            rows, local = np.unique(part, return_inverse=True)
+            yield records.gather(rows).to_list(), spec, template, local.reshape(part.shape)
+
+    return np.concatenate(run_tasks(M.pair_similarities, tasks()))
 
 
 def priority(frame: pl.DataFrame, keep: str) -> np.ndarray:
