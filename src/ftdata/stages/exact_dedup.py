@@ -5,7 +5,8 @@ a copy. Normalisation: lower case, every run of whitespace — including the JSO
 `\\t`, `\\f` — collapsed to one space, and whitespace next to a string's quotes dropped. Scope
 `conversation` compares whole examples (every message, tools, weights); scope `user` compares only the
 user turns (the same question asked twice with different answers is one question). Rows with no user
-turn text are never duplicates under scope `user`.
+turn text — or whose user turns are lists of content parts rather than strings — are never duplicates
+under scope `user` (counted as `not_compared`).
 
 Rows are grouped by a 64-bit hash of the key (polars, in Rust, streaming so the normalised text never
 exists for all rows at once); every drop is confirmed by comparing the two normalised texts themselves, so

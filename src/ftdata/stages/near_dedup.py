@@ -1,12 +1,13 @@
 """near_dedup: MinHash + LSH near-duplicate removal (`near_duplicate`), verified by exact Jaccard.
 
-What is compared: the words of the messages `fields` selects — by default every turn except system and
-developer prompts, which many distinct rows share — as sets of `shingle_size`-word shingles.
+What is compared: the words of the messages `fields` selects — by default the user, assistant and tool
+turns, leaving out system and developer prompts, which many distinct rows share — as sets of
+`shingle_size`-word shingles (lower-cased; a word is a run of letters, digits, `_` or non-ASCII characters).
 
 Template text: a shingle found in at least `template_rows` rows is treated as template (a long shared
 instruction, a tool preamble, a stock phrase) and left out of the sets, so rows that merely share a template
 are compared on what differs. Document frequency is counted on all rows up to 20,000, on an evenly spaced
-sample of 20,000 above that (a shingle then needs at least 2 sample rows, so above 400,000 rows the bar is
+sample of 20,000 above that (a shingle then needs at least 2 sample rows, so from 500,000 rows on the bar is
 about n / 10,000 rows). The cost: a family of more than `template_rows` near copies of one text looks like
 a template and is not caught (raise `template_rows`; 0 turns the filter off).
 
@@ -18,8 +19,8 @@ before synthetic) and a row is dropped only when it is similar to a row already 
 DUPLICATE_OF with their exact Jaccard as SIMILARITY (so every drop has a direct partner >= threshold, and a
 chain A~B~C where A and C differ keeps C). `keep = "all"` drops nothing and only marks clusters. Every
 cluster member gets CLUSTER = the cluster's first row's cluster or id, which the split stage keeps together.
-Rows with fewer than `min_words` words, or fewer than 5 non-template shingles, are not compared (counted
-in the stats).
+Rows with fewer than `min_words` words, or left with fewer than 5 shingles by the template filter, are not
+compared (counted in the stats).
 """
 
 from __future__ import annotations
