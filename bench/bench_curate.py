@@ -64,27 +64,39 @@ def families(truth: Path) -> dict[int, int]:
 
 def quality(version_path: Path, truth: Path) -> dict[str, Any]:
     family = families(truth)
-    line_of: dict[str, int] = {}
+    # Rows with identical content share an id (e.g. a reordered copy of a one-sentence text), so an id maps
+    # to the families of all its lines.
+    families_of: dict[str, set[int]] = defaultdict(set)
     with (version_path / "rows.jsonl").open("rb") as fh:
         for line in fh:
             row = orjson.loads(line)
-            line_of[row["id"]] = row["line"]
-    drops: list[tuple[str, str, str]] = []
+            families_of[row["id"]].add(family.get(row["line"], -row["line"]))
+    drops: list[tuple[str, int, str]] = []
     with (version_path / "rejected.jsonl").open("rb") as fh:
         for line in fh:
             row = orjson.loads(line)
-            line_of[row["row_id"]] = row["line"]
+            families_of[row["row_id"]].add(family.get(row["line"], -row["line"]))
             if row["reason"] in ("near_duplicate", "exact_duplicate"):
-                drops.append((row["reason"], row["row_id"], row["duplicate_of"]))
+                drops.append((row["reason"], row["line"], row["duplicate_of"]))
     dropped_in: dict[int, int] = defaultdict(int)
+    dropped_lines: set[int] = set()
     correct = {"near_duplicate": 0, "exact_duplicate": 0}
     total = {"near_duplicate": 0, "exact_duplicate": 0}
-    for reason, row_id, partner in drops:
-        f_row, f_partner = family.get(line_of[row_id], -1), family.get(line_of[partner], -2)
+    for reason, line, partner in drops:
+        f_row = family.get(line, -line)
         total[reason] += 1
-        if f_row == f_partner:
+        if f_row in families_of[partner]:
             correct[reason] += 1
             dropped_in[f_row] += 1
+            dropped_lines.add(line)
+    # Per planted kind: a pair counts as caught when its original or its copy went as a duplicate of its family.
+    caught: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    with truth.open("rb") as fh:
+        for line in fh:
+            planted = orjson.loads(line)
+            counts = caught[planted["kind"]]
+            counts[0] += planted["original"] in dropped_lines or planted["copy"] in dropped_lines
+            counts[1] += 1
     size: dict[int, int] = defaultdict(int)
     for f in family.values():
         size[f] += 1
@@ -97,6 +109,7 @@ def quality(version_path: Path, truth: Path) -> dict[str, Any]:
         "near_dropped": total["near_duplicate"],
         "exact_dropped": total["exact_duplicate"],
         "planted_drops_possible": possible,
+        "caught_by_kind": {kind: round(n / seen, 4) for kind, (n, seen) in sorted(caught.items())},
     }
 
 
@@ -134,7 +147,7 @@ def run(data: Path, truth: Path | None, workdir: Path, workers: int, compare_nai
         q = quality(result.version.path, truth)
         print(f"planted duplicates: near precision {q['near_precision']:.4f} ({q['near_dropped']:,} near drops), "
               f"exact precision {q['exact_precision']:.4f} ({q['exact_dropped']:,}), recall {q['recall']:.4f} "
-              f"of {q['planted_drops_possible']:,} possible drops")
+              f"of {q['planted_drops_possible']:,} possible drops; pairs caught by kind {q['caught_by_kind']}")
     if compare_naive:
         out = workdir / "naive-out"
         naive_result = naive.naive_curate(data, out)
