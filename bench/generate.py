@@ -16,8 +16,8 @@ shuffled after planting, so copies land before and after their originals):
 The truth file (`<out>.truth.jsonl` unless --truth) has one line per planted copy:
 `{"kind", "original": line, "copy": line, "edit_rate"}` with 1-based line numbers of the JSONL.
 
-Text is sampled as word ids with numpy and rendered by byte gathers, so 1,000,000 rows (~1.8 GB) take
-about a minute.
+Text is sampled as word ids with numpy (Zipf via a precomputed urn) and rendered per block with one
+`bytes.join`, so 1,000,000 rows (1.89 GB) took 104 s on the loaded 2-core development machine.
 """
 
 from __future__ import annotations
