@@ -159,7 +159,7 @@ def priority(frame: pl.DataFrame, keep: str) -> np.ndarray:
     return rank
 
 
-def greedy_drops(rank: np.ndarray, pairs: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def greedy_drops(rank: np.ndarray, pairs: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows to drop and, for each, the kept row it duplicates and their similarity.
 
     Rows are visited best rank first; a row goes when it is similar (a verified pair) to a row already
