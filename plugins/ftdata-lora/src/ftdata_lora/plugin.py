@@ -88,7 +88,7 @@ def train_command(ctx: click.Context, ref: str, base_model: str | None, option_p
                   max_steps: int | None, as_json: bool, silent: bool) -> None:
     """Fine-tune a LoRA adapter on DATASET@VERSION with TRL's SFTTrainer (loss on assistant tokens only).
 
-    Several GPUs: run under `accelerate launch -m ftdata.cli train lora ...`.
+    Several GPUs: accelerate launch "$(command -v ftdata)" train lora DATASET@VERSION --output DIR
     """
     from ftdata.output import emit_json, stderr_console
 

@@ -166,8 +166,8 @@ def train(request: TrainRequest, say: Callable[[str], None] = lambda _: None,
     record = prepared.resumed or new_run(store, TRAINER, prepared.version, {})
     if prepared.resumed:
         output_dir = Path(record["output_dir"])
-    else:
-        output_dir = request.output or runs_dir(store) / record["run_id"]
+    else:  # absolute, so `ftdata generate` finds the adapter from any directory
+        output_dir = (request.output or runs_dir(store) / record["run_id"]).resolve()
     checkpoint = last_checkpoint(output_dir) if prepared.resumed else None
     max_steps = request.max_steps or (record.get("max_steps") if prepared.resumed else None)
     record.update(
