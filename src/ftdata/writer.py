@@ -87,7 +87,7 @@ def write_version(
     reports: Sequence[StageReport],
     sections: dict[str, Any],
     header: dict[str, Any],
-    labels_ingested: pl.DataFrame,
+    labels_ingested: dict[str, int],
     carry: dict[str, Any] | None = None,
 ) -> tuple[Version, dict[str, Any]]:
     if F.SPLIT not in final.columns:
@@ -152,7 +152,7 @@ def write_version(
                 "rejected": rejected.height,
                 "rejected_by_reason": dict(sorted(by_reason.items())),
             },
-            "labels": {"ingested": label_distribution(labels_ingested), "final": label_distribution(final)},
+            "labels": {"ingested": labels_ingested, "final": label_distribution(final)},
             **(carry or {}),
         }
         for key, value in sections.items():
