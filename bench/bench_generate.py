@@ -20,7 +20,7 @@ import sys
 import time
 
 from ftdata.synth.base import GenerationRequest, GenerationSettings
-from ftdata.synth.local_generator import LoadedModel, available_cores, cpu_supports_bf16, generate_batch
+from ftdata.synth.local_generator import LoadedModel, available_cores, cpu_has_amx, cpu_supports_bf16, generate_batch
 from ftdata.synth.prompts import SeedExample, self_instruct_answer
 
 SYSTEM = "You are the support assistant of Ledgerly, an invoicing app for small businesses. Be brief and concrete."
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     path = resolve_model(args.model)
     print(f"model {args.model or 'bundled SmolLM2-135M-Instruct'} on {device}, {args.threads} threads, "
-          f"cpu bf16 {'yes' if cpu_supports_bf16() else 'no'}, torch {torch.__version__}")
+          f"cpu bf16 kernels {'yes' if cpu_supports_bf16() else 'no'}, AMX {'yes' if cpu_has_amx() else 'no'}, "
+          f"torch {torch.__version__}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     settings = GenerationSettings(model=path, temperature=0.8, max_new_tokens=args.max_new_tokens)
     print(f"{'dtype':>5} {'batch':>5} {'replies':>7} {'new tok':>8} {'ended':>5} {'seconds':>8} {'tok/s':>7}")

@@ -80,8 +80,8 @@ def test_two_passes_question_then_answer_with_reasons(tmp_path: Path) -> None:
     assert rejected[2][F.REASON] == "unparseable_output" and rejected[2][F.DETAIL] == "reply is empty"
     assert rejected[3][F.REASON] == "degenerate_repetition"
     assert rejected[3][F.RAW] == ANSWERS[3]
-    # The answer cap is twice the seeds' answer length, at least 96 tokens.
-    assert rejected[4][F.REASON] == "truncated" and rejected[4][F.DETAIL] == "reply hit its 96-token cap before it ended"
+    # The answer cap is twice the seeds' answer length, at least 64 tokens.
+    assert rejected[4][F.REASON] == "truncated" and rejected[4][F.DETAIL] == "reply hit its 64-token cap before it ended"
     [made] = result.kept.filter(pl.col(F.ORIGIN) == "synthetic:scripted:script-1").iter_rows(named=True)
     assert made[F.LINE] == 1
     assert orjson.loads(made[F.RECORD])["messages"] == [

@@ -87,8 +87,8 @@ def chat_record(user: str, assistant: str) -> dict[str, object]:
 
 
 def test_style_cap_follows_the_seeds_and_stays_within_limits() -> None:
-    answers = ["a" * 300] * 19 + ["b" * 100_000]  # one outlier: the 95th percentile ignores it
-    assert style_cap(answers, 256, 96) == 200  # 300 bytes ~ 100 tokens, twice that
+    answers = ["a" * 400] * 19 + ["b" * 100_000]  # one outlier: the 95th percentile ignores it
+    assert style_cap(answers, 256, 96) == 200  # 400 bytes ~ 100 tokens, twice that
     assert style_cap(["short"], 256, 96) == 96
     assert style_cap(["a" * 3000], 256, 96) == 256
     assert style_cap([], 256, 96) == 256

@@ -25,7 +25,7 @@ from ftdata.synth.quality import repetition_problem
 
 SEED_MODULUS = 2**31
 QUESTION_CAP_FLOOR = 48
-ANSWER_CAP_FLOOR = 96
+ANSWER_CAP_FLOOR = 64
 
 
 @dataclass
@@ -66,8 +66,9 @@ def reply_problem(result: GenerationResult, max_new_tokens: int) -> tuple[str, s
 
 
 def estimated_tokens(text: str) -> int:
-    """An over-estimate of a text's tokens without a tokenizer: English runs ~4 bytes a token."""
-    return -(-len(text.encode()) // 3)
+    """A text's tokens without a tokenizer: English runs about 4 UTF-8 bytes a token (non-Latin scripts
+    fewer bytes a token, where this under-counts; the 2x in `style_cap` covers that)."""
+    return -(-len(text.encode()) // 4)
 
 
 def style_cap(texts: Sequence[str], max_new_tokens: int, floor: int) -> int:

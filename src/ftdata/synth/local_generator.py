@@ -2,8 +2,9 @@
 
 With no model named it runs the bundled SmolLM2-135M-Instruct (`ftdata.models`), so synthesis works
 offline; any Hugging Face model directory or hub id works too. Precision: bf16 on CUDA, and on CPUs with
-native bf16 (AVX512-BF16 / AMX) when the batch is at least BF16_MIN_BATCH — measured here, bf16 is slower
-than fp32 at batch 1 (24 vs 29 new tokens/s) and much faster from batch 8 (101 vs 64; 257 vs 146 at 32).
+AMX tiles when the batch is at least BF16_MIN_BATCH (measured on such a CPU: bf16 slower than fp32 at
+batch 1, 24 vs 29 new tokens/s, and faster from batch 8: 101 vs 64, 257 vs 146 at 32). AVX512-BF16
+without AMX does not pay: on such a CPU here fp32 beat bf16 at every batch size (bench/bench_generate.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def available_cores() -> int:
 
 
 def cpu_supports_bf16() -> bool:
+    """bf16 kernels exist (AVX512-BF16 or AMX); whether they are faster than fp32 is `cpu_has_amx`."""
     import torch
 
     try:
@@ -41,12 +43,21 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+def cpu_has_amx() -> bool:
+    import torch
+
+    try:
+        return bool(torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def choose_device_dtype(batch_size: int) -> tuple[str, torch.dtype]:
     import torch
 
     if torch.cuda.is_available():
         return "cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if batch_size >= BF16_MIN_BATCH and cpu_supports_bf16():
+    if batch_size >= BF16_MIN_BATCH and cpu_has_amx():
         return "cpu", torch.bfloat16
     return "cpu", torch.float32
 
