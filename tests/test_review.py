@@ -13,8 +13,10 @@ from factories import write_jsonl
 
 from ftdata.cli import cli
 from ftdata.pipeline import curate
+from ftdata.stage import Context
 from ftdata.store import Store, Version
-from ftdata.synth.review import COLUMNS, ReviewSheetError, read_sheet, review_parent, sheet_rows
+from ftdata.synth.review import STAGE, COLUMNS, ReviewConfig, ReviewSheetError, read_sheet, review_parent, sheet_rows
+from ftdata.writer import load_version_frame
 
 
 @pytest.fixture
@@ -24,8 +26,7 @@ def version(tmp_path: Path, store_dir: Path, support_rows: list[dict[str, Any]])
 
 
 def invoke(*args: str) -> Any:
-    result = CliRunner().invoke(cli, list(args), obj={}, catch_exceptions=False)
-    return result
+    return CliRunner().invoke(cli, list(args), obj={}, catch_exceptions=False)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -62,11 +63,8 @@ def test_jsonl_sheet_and_stdout(version: Version, store_dir: Path) -> None:
     result = invoke("review", version.ref, "--origin", "human", "--format", "jsonl", "--store", str(store_dir))
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 20 and set(lines[0]) == set(COLUMNS) and lines[0]["seed_ids"] == []
-    assert rows_equal_to_export(version, lines)
-
-
-def rows_equal_to_export(version: Version, lines: list[dict[str, Any]]) -> bool:
-    return [r["row_id"] for r in sheet_rows(version, "all")] == [line["row_id"] for line in lines]
+    assert [line["row_id"] for line in lines] == [row["row_id"] for row in sheet_rows(version, "all")]
+    assert result.stderr.strip() == f"20 human rows of {version.ref} to review → stdout"
 
 
 def test_review_file_makes_a_child_version_without_the_rejected_rows(
@@ -121,13 +119,8 @@ def test_malformed_sheets_are_plain_errors(version: Version, tmp_path: Path) -> 
 
 
 def test_a_changed_sheet_is_refused(version: Version, store_dir: Path, tmp_path: Path) -> None:
-    from ftdata.synth.review import STAGE, ReviewConfig
-
     sheet = tmp_path / "sheet.jsonl"
     invoke("review", version.ref, "--origin", "all", "-o", str(sheet), "--store", str(store_dir))
     config = ReviewConfig(sheet=str(sheet), sheet_sha256="0" * 64)
-    from ftdata.stage import Context
-    from ftdata.writer import load_version_frame
-
     with pytest.raises(ReviewSheetError, match="changed since this recipe was made"):
         STAGE.run(load_version_frame(version), config, Context())
