@@ -211,14 +211,12 @@ def _config_from_cli(params: dict[str, Any]) -> SynthConfig | None:
             raise ValueError(f"{flags} set without --synth N (how many synthetic examples to make)")
         return None
     config = SynthConfig(n=n, **given)
-    resolve_generator(config)  # an unknown generator fails here, before ingest, naming the installed ones
-    if config.generator == "openai":
-        from ftdata.synth.openai_generator import api_key
-
-        try:
-            api_key(config.base_url)
-        except SynthError as exc:
-            raise ValueError(str(exc)) from None
+    # Fail before ingest: an unknown generator names the installed ones, a missing key or package says so.
+    generator = resolve_generator(config)
+    try:
+        generator.check(settings_for(config, generator))
+    except SynthError as exc:
+        raise ValueError(str(exc)) from None
     return config
 
 
