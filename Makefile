@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ftdata-installed
-export FTDATA_STORE ?= datasets
 
 .PHONY: setup demo test bench clean
 

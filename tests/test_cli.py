@@ -124,3 +124,22 @@ def test_every_command_is_documented_in_the_readme() -> None:
     ctx = cli.make_context("ftdata", ["--help"], resilient_parsing=True)
     for name in cli.list_commands(ctx):
         assert f"ftdata {name}" in readme, f"`ftdata {name}` is not in the README"
+
+
+def test_store_precedence_flag_then_env(data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FTDATA_STORE", str(tmp_path / "from-env"))
+    by_env = json.loads(run("curate", str(data_file), "--name", "s", "--json").stdout)
+    assert Path(by_env["path"]).is_relative_to(tmp_path / "from-env")
+    by_flag = json.loads(run("curate", str(data_file), "--name", "s", "--json", store=tmp_path / "from-flag").stdout)
+    assert Path(by_flag["path"]).is_relative_to(tmp_path / "from-flag")
+
+
+def test_a_callers_store_beats_the_environment(data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plugin commands get --store added; $FTDATA_STORE must not override a store the caller chose."""
+    from ftdata.store import Store
+
+    monkeypatch.setenv("FTDATA_STORE", str(tmp_path / "elsewhere"))
+    run("curate", str(data_file), "--name", "s", "--json", store=tmp_path / "chosen")
+    result = CliRunner().invoke(cli, ["versions", "s", "--json"], obj={"store": Store(tmp_path / "chosen")})
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 1

@@ -88,7 +88,10 @@ def set_store(ctx: click.Context, _param: click.Parameter, value: str | None) ->
     ctx.ensure_object(dict)
     root = ctx.find_root()
     root.ensure_object(dict)
-    if value is not None or "store" not in root.obj:
+    # Precedence: --store on this command line, then a store already chosen (a parent's --store, or
+    # the caller's obj), then $FTDATA_STORE, then ./datasets.
+    given = ctx.get_parameter_source(_param.name or "store") == click.core.ParameterSource.COMMANDLINE
+    if given or "store" not in root.obj:
         root.obj["store"] = Store(value)
     ctx.obj = root.obj
 
