@@ -160,11 +160,12 @@ def test_request_asks_for_json_with_the_seed_and_token_cap() -> None:
     assert result.cost_usd == pytest.approx((1000 * 0.40 + 500 * 1.60) / 1e6)
 
 
-def test_compatible_servers_get_max_tokens() -> None:
+def test_compatible_servers_get_max_tokens_and_stop_strings() -> None:
     fake = FakeChatCompletions()
-    fake.generator().generate([GenerationRequest([{"role": "user", "content": "hi"}], seed=1)],
+    fake.generator().generate([GenerationRequest([{"role": "user", "content": "hi"}], seed=1, stop=("\n",))],
                               settings(base_url="http://vllm.local/v1", model="qwen"))
     assert fake.bodies[0]["max_tokens"] == 200 and "max_completion_tokens" not in fake.bodies[0]
+    assert fake.bodies[0]["stop"] == ["\n"] and "response_format" not in fake.bodies[0]
 
 
 def test_rate_limits_and_server_errors_are_retried_honouring_retry_after() -> None:

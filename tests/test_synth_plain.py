@@ -58,6 +58,8 @@ class ScriptedModel:
             answering = request.messages[0]["content"] == SYSTEM
             number = self.numbers[request.seed - 1] if answering else self.numbers[request.seed]
             text = ANSWERS[number] if answering else QUESTIONS[number]
+            for stop in request.stop:  # as an API does: the reply ends before the stop string
+                text = text.split(stop, 1)[0]
             cut = answering and number == 4
             results.append(GenerationResult(text, "length" if cut else "stop", 50, settings.max_new_tokens if cut else 12))
         return results
@@ -76,6 +78,8 @@ def test_two_passes_question_then_answer_with_reasons(tmp_path: Path) -> None:
 
     # Batches of two candidates: questions for both, then answers for those whose question parsed.
     assert [len(b) for b in model.batches] == [2, 1, 2, 2]
+    # The seeds' questions are one line each: new questions end at their first line break.
+    assert [r.stop for r in model.batches[0]] == [("\n",), ("\n",)] and model.batches[1][0].stop == ()
     rejected = {row[F.LINE]: row for row in result.rejected.iter_rows(named=True)}
     assert rejected[2][F.REASON] == "unparseable_output" and rejected[2][F.DETAIL] == "reply is empty"
     assert rejected[3][F.REASON] == "degenerate_repetition"

@@ -38,6 +38,8 @@ class GenerationRequest:
     seed: int
     # Ask for one JSON object as the reply (Chat Completions `response_format`).
     json_object: bool = False
+    # End the reply at the first of these strings (left out of the text), like Chat Completions `stop`.
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ def generation_key(generator: str, model: str, settings: GenerationSettings, req
         "base_url": settings.base_url,
         "messages": request.messages,
         "json_object": request.json_object,
+        "stop": list(request.stop),
         "temperature": settings.temperature,
         "max_new_tokens": settings.max_new_tokens,
         "seed": request.seed,

@@ -98,6 +98,9 @@ class CandidateRunner:
         self.settings = settings
         self.cache = cache
         self.method = method
+        # Seeds whose user messages are one line each: a new message ends at its first line break (what
+        # a small model writes after it is commentary), so pass 1 stops there instead of running on.
+        self.question_stop = ("\n",) if seeds and all("\n" not in s.user for s in seeds) else ()
         self.question_settings = replace(
             settings, max_new_tokens=style_cap([s.user for s in seeds], settings.max_new_tokens, QUESTION_CAP_FLOOR))
         self.answer_settings = replace(
@@ -162,6 +165,7 @@ class CandidateRunner:
                 prompts.paraphrase_plain(c.seeds[0]) if paraphrase
                 else prompts.self_instruct_question(list(c.seeds), c.label),
                 c.request_seed,
+                stop=self.question_stop,
             )
             for c in chunk
         ]
@@ -172,9 +176,8 @@ class CandidateRunner:
             if problem is not None:
                 outcome.fail(*problem, result.text)
                 continue
-            one_line = all("\n" not in seed.user for seed in outcome.candidate.seeds)
             try:
-                outcome.user = prompts.clean_plain_reply(result.text, first_line_only=one_line)
+                outcome.user = prompts.clean_plain_reply(result.text)
             except prompts.UnparseableOutput as exc:
                 outcome.fail("unparseable_output", str(exc), result.text)
                 continue

@@ -148,6 +148,12 @@ def generate_batch(loaded: LoadedModel, requests: Sequence[GenerationRequest], s
         if settings.temperature > 0
         else {"do_sample": False}
     )
+    # Stop strings apply to the whole batch in transformers: the synth stage sends uniform batches.
+    stops = requests[0].stop
+    if any(r.stop != stops for r in requests):
+        raise ValueError("a local generation batch must share its stop strings")
+    if stops:
+        sampling.update(stop_strings=list(stops), tokenizer=tok)
     # One seed per batch: torch samples a batch from one generator. Each reply is cached under its
     # own request seed, so a re-run reads back exactly these replies.
     torch.manual_seed(requests[0].seed)
@@ -165,10 +171,14 @@ def generate_batch(loaded: LoadedModel, requests: Sequence[GenerationRequest], s
     for tokens, prompt_length in zip(new_tokens, prompt_lengths, strict=True):
         end = next((i for i, t in enumerate(tokens) if t in loaded.eos_ids), None)
         kept = tokens if end is None else tokens[:end]
+        text = tok.decode(kept, skip_special_tokens=True)
+        stopped_at = min((i for i in (text.find(s) for s in stops) if i >= 0), default=None)
+        if stopped_at is not None:
+            text = text[:stopped_at]
         results.append(
             GenerationResult(
-                text=tok.decode(kept, skip_special_tokens=True),
-                finish_reason="length" if end is None else "stop",
+                text=text,
+                finish_reason="length" if end is None and stopped_at is None else "stop",
                 tokens_in=int(prompt_length),
                 tokens_out=len(kept) + (0 if end is None else 1),
                 cost_usd=0.0,

@@ -125,6 +125,8 @@ class OpenAIGenerator:
         kwargs["max_completion_tokens" if settings.base_url is None else "max_tokens"] = settings.max_new_tokens
         if request.json_object:
             kwargs["response_format"] = {"type": "json_object"}
+        if request.stop:
+            kwargs["stop"] = list(request.stop)
         where = settings.base_url or "api.openai.com"
         try:
             completion = client.chat.completions.create(**kwargs)

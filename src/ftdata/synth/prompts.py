@@ -199,16 +199,9 @@ def parse_json_fields(text: str, fields: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def clean_plain_reply(text: str, first_line_only: bool = False) -> str:
-    """A plain reply with stray labels and wrapping quotes removed; UnparseableOutput when nothing is left.
-
-    `first_line_only`: the examples were one line each, and what a small model adds after the first line
-    is commentary ("Your answer should be no longer than 100 words"), not more of the message.
-    """
-    body = text.strip()
-    if first_line_only:
-        body = body.split("\n", 1)[0].strip()
-    body = _LEADING_LABEL.sub("", body, count=1).strip()
+def clean_plain_reply(text: str) -> str:
+    """A plain reply with stray labels and wrapping quotes removed; UnparseableOutput when nothing is left."""
+    body = _LEADING_LABEL.sub("", text.strip(), count=1).strip()
     if len(body) >= 2 and body[0] in _QUOTES and body[-1] in _QUOTES and not any(q in body[1:-1] for q in _QUOTES):
         body = body[1:-1].strip()
     # A lone quote at either end (the model closed a quote it never opened).

@@ -130,6 +130,7 @@ def synthesize(frame: pl.DataFrame, config: SynthConfig, ctx: Context, generator
     stats = {
         "seed_rows": len(seeds),
         "requests": usage.requests,
+        "spend_cap_reached": cap_reached,
         "accepted_by_label": label_counts_of(kept_synthetic),
     }
     ctx.progress.log(progress_line(section, usage, config))
