@@ -1,7 +1,8 @@
 """Checks on generated text that validation cannot make: repetition loops and replies cut off mid-way.
 
 Small models sampled at a useful temperature fall into loops now and then (about 3% of SmolLM2-135M
-replies here): the same phrase or sentence over and over until the token cap. Such rows would train the
+replies without a repetition penalty; none of 381 in the sample-data demo with the local generator's
+mild penalty): the same phrase or sentence over and over until the token cap. Such rows would train the
 loop, so they are rejected with `degenerate_repetition` and the repeating phrase as detail.
 """
 
