@@ -166,3 +166,17 @@ def test_labels_are_reported_before_and_after(tmp_path: Path, store_dir: Path, s
     assert labels["final"] == {"billing": 15, "security": 5}
     split_labels = {name: s["labels"] for name, s in result.manifest["splits"].items()}
     assert sum(d.get("security", 0) for d in split_labels.values()) == 5
+
+
+def test_a_version_reads_back_when_index_columns_are_set_only_late(tmp_path: Path, store_dir: Path) -> None:
+    """rows.jsonl columns null for the first hundreds of rows and set later (cluster, group) still load."""
+    from ftdata.ingest import IngestOptions
+    from ftdata.writer import load_version_frame
+
+    rows = [{**chat(f"Question number {i} about invoices?", f"Answer {i}."), "team": None if i < 300 else "t1"}
+            for i in range(320)]
+    path = write_jsonl(tmp_path / "late.jsonl", rows)
+    result = curate([path], dataset="late", store=store_dir, ingest_options=IngestOptions(group_col="team"))
+    frame = load_version_frame(result.version)
+    assert frame.height == 320
+    assert frame.get_column(F.GROUP).drop_nulls().unique().to_list() == ["t1"]

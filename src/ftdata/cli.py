@@ -34,9 +34,10 @@ def known_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseExce
     from ftdata.pricing import UnknownModel
     from ftdata.recipe import RecipeError
     from ftdata.store import StoreError
+    from ftdata.synth.base import SynthError
     from ftdata.tokenizer import TokenizerError
 
-    return (IngestError, StoreError, ModelNotAvailable, TokenizerError, OSError), (
+    return (IngestError, StoreError, ModelNotAvailable, TokenizerError, SynthError, OSError), (
         RecipeError, UnknownPluginObject, UnknownModel)
 
 

@@ -178,7 +178,9 @@ def load_version_frame(version: Version) -> pl.DataFrame:
     for name in sorted(version.splits, key=lambda n: (order.get(n, len(order)), n)):
         with version.split_path(name).open("rb") as fh:
             records.extend(line.rstrip(b"\n").decode() for line in fh if line.strip())
-    index = pl.read_ndjson(version.path / ROWS) if records else pl.DataFrame()
+    # Every row decides the schema: columns such as synth_meta or cluster are null for the first
+    # hundreds of rows and set later, which polars' default 100-row inference would reject.
+    index = pl.read_ndjson(version.path / ROWS, infer_schema_length=None) if records else pl.DataFrame()
     index = index.rename({c: PREFIX + c for c in index.columns})
     frame = index.with_columns(pl.Series(F.RECORD, records, dtype=pl.String()))
     for name, dtype in F.SCHEMA.items():
