@@ -137,11 +137,13 @@ def render_summary(console: Any, result: Any) -> None:
                         right=("rows", "tokens", "trained tokens", "synthetic")))
     labels = m.get("labels") or {}
     if labels.get("final") and list(labels["final"]) != ["(none)"]:
+        # With balancing, "before" is what reached the balance stage (synthetic rows included).
+        heading = "before balance" if labels.get("before") else "ingested"
         before = labels.get("before") or labels.get("ingested", {})
         names = sorted(set(before) | set(labels["final"]))
-        console.print(table("Labels", ["label", "ingested", "final"],
+        console.print(table("Labels", ["label", heading, "final"],
                             [(n, fmt_int(before.get(n, 0)), fmt_int(labels["final"].get(n, 0))) for n in names],
-                            right=("ingested", "final")))
+                            right=(heading, "final")))
     cost = m.get("cost")
     if cost and cost.get("usd") is None:
         console.print(f"No price for {cost['model']} (local model): {fmt_int(cost['billed_tokens_per_epoch'])} "
