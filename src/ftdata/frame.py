@@ -78,9 +78,6 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
     RAW: pl.String(),
 }
 
-# Columns written to rows.jsonl (the per-row index of a version); RECORD goes to the split files.
-INDEX_COLUMNS = (ID, SPLIT, SOURCE, LINE, ORIGIN, LABEL, GROUP, CLUSTER, TOKENS)
-
 
 def canonical_json(obj: Any) -> str:
     """Compact JSON with sorted keys: the one serialisation used for hashing and for RECORD."""

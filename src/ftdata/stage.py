@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import click
 import polars as pl
@@ -90,8 +90,6 @@ class Stage:
     cli_options: list[click.Option] = field(default_factory=list)
     # params: every `curate` parameter by click name. Return None to leave the stage out.
     config_from_cli: Callable[[dict[str, Any]], StageConfig | None] | None = None
-
-    KINDS: ClassVar[tuple[str, ...]] = ("filter", "transform", "global", "generator", "annotator", "split")
 
     def options_table(self) -> list[dict[str, Any]]:
         """The config's options with types and defaults, for `ftdata stages`."""
