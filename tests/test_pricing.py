@@ -91,3 +91,27 @@ def test_cost_follows_the_epoch_rule(n: int, epochs: int, usd: float) -> None:
 def test_given_epochs_override_the_rule() -> None:
     cost = estimate_cost("gpt-4.1", 2_000_000, 50_000, epochs=2)
     assert (cost["epochs"], cost["epochs_rule"], cost["trained_tokens"], cost["usd"]) == (2, "given", 4_000_000, 100.0)
+
+
+@pytest.mark.parametrize(
+    ("model", "price"),
+    [
+        ("gpt-4.1-mini", (0.40, 1.60)),
+        ("gpt-4.1-mini-2025-04-14", (0.40, 1.60)),
+        ("gpt-4o-mini-2024-07-18", (0.15, 0.60)),
+        ("gpt-3.5-turbo-0125", (0.50, 1.50)),
+        ("ft:gpt-4.1-mini-2025-04-14:acme::B1x2", None),  # fine-tuned models are priced differently
+        ("llama3.1:8b", None),
+    ],
+)
+def test_chat_prices_cover_snapshots_and_leave_unknown_models_unpriced(
+    model: str, price: tuple[float, float] | None
+) -> None:
+    assert pricing.chat_price(model) == price
+
+
+def test_chat_cost_is_per_million_tokens_and_dated() -> None:
+    assert pricing.chat_cost("gpt-4.1", 1_000_000, 500_000) == pytest.approx(6.0)  # $2 in + 0.5 x $8 out
+    assert pricing.chat_cost("gpt-4.1-nano", 2000, 0) == pytest.approx(0.0002)
+    assert pricing.chat_cost("my-local-model", 1000, 1000) is None
+    assert date.fromisoformat(pricing.CHAT_PRICES_AS_OF + "-01") <= date.fromisoformat(pricing.PRICES_AS_OF)

@@ -17,11 +17,12 @@ import pytest
 from factories import chat
 
 from ftdata import frame as F
+from ftdata.pricing import chat_cost
 from ftdata.stage import Context, Progress
 from ftdata.synth.base import GenerationRequest, GenerationSettings, SynthError
 from ftdata.synth.cache import GenerationCache
 from ftdata.synth.execute import CandidateRunner, SpendCap, run_candidates
-from ftdata.synth.openai_generator import OpenAIGenerator, request_cost
+from ftdata.synth.openai_generator import OpenAIGenerator
 from ftdata.synth.plan import collect_seeds, plan_candidates
 from ftdata.synth.stage import META, STAGE, SynthConfig, synthesize
 
@@ -265,7 +266,7 @@ def test_truncated_and_looping_replies_are_rejected(tmp_path: Path, support_fram
 
 
 def test_spend_cap_stops_generation(tmp_path: Path, support_frame: pl.DataFrame) -> None:
-    per_request = request_cost("gpt-4.1-mini", 1000, 500)
+    per_request = chat_cost("gpt-4.1-mini", 1000, 500)
     assert per_request == pytest.approx(0.0012)
     fake = FakeChatCompletions()
     config = SynthConfig(n=20, generator="openai", concurrency=1, max_cost_usd=0.003)

@@ -1,6 +1,7 @@
-"""Target models: tokenizer, per-example token limit, training price, supported methods.
+"""Target models: tokenizer, per-example token limit, training price, supported methods; and the
+Chat Completions prices the synth stage's spend cap uses.
 
-One table, one date. Prices are OpenAI's published training prices per 1M training tokens
+One table, one date each. Prices are OpenAI's published training prices per 1M training tokens
 (openai.com/api/pricing, "Fine-tuning" section, read on PRICES_AS_OF); limits are the per-example
 token limits of OpenAI's fine-tuning guide. Training is billed per token in the training file times
 epochs, so `estimate_cost` takes the billed tokens of one pass over the training split.
@@ -169,3 +170,37 @@ def estimate_cost(
         "usd": None if price is None else round(trained_tokens * price / 1_000_000, 4),
         "prices_as_of": PRICES_AS_OF,
     }
+
+
+# Chat Completions list prices, USD per 1M tokens (input, output), standard tier, for the synth stage's spend
+# cap (`--synth-max-cost`). Written down from OpenAI's pricing page as it stood on CHAT_PRICES_AS_OF and not
+# re-read there since (no access from here); third-party copies of that page from March-April 2026 list the
+# same standard-tier figures for the gpt-4.1 family. Cached-input
+# discounts are ignored, so a cap errs on the safe side. Models not listed (fine-tuned `ft:` models, other
+# providers' models) have no price: only `--synth-max-tokens` caps them.
+CHAT_PRICES_AS_OF = "2025-08"
+CHAT_PRICES_SOURCE = "https://openai.com/api/pricing (Text tokens, Standard: input / output per 1M tokens)"
+CHAT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-5": (1.25, 10.00),
+    "gpt-5-mini": (0.25, 2.00),
+    "gpt-5-nano": (0.05, 0.40),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-3.5-turbo": (0.50, 1.50),
+}
+
+
+def chat_price(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per 1M tokens for a model or a dated snapshot of it; None when unknown."""
+    return CHAT_PRICES.get(model) or CHAT_PRICES.get(_SNAPSHOT.sub("", model))
+
+
+def chat_cost(model: str, tokens_in: int, tokens_out: int) -> float | None:
+    """USD of one Chat Completions request; None when the model has no known price."""
+    price = chat_price(model)
+    if price is None:
+        return None
+    return (tokens_in * price[0] + tokens_out * price[1]) / 1_000_000

@@ -10,11 +10,11 @@ OPENAI_API_KEY only; with a base URL and no key (a local server), a placeholder 
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ftdata.pricing import chat_cost
 from ftdata.synth.base import GenerationRequest, GenerationResult, GenerationSettings, SynthError
 
 if TYPE_CHECKING:
@@ -26,36 +26,6 @@ MAX_RETRIES = 6
 REQUEST_TIMEOUT_S = 120.0
 # Sent when a base URL is given and no key is set: local servers ignore it, the SDK insists on one.
 KEYLESS_PLACEHOLDER = "no-key"
-
-# Chat Completions list prices, USD per 1M tokens (input, output), standard tier, from
-# https://openai.com/api/pricing as of CHAT_PRICES_AS_OF. Cached-input discounts are ignored, so a spend
-# cap errs on the safe side. Models not listed have no price: only --synth-max-tokens caps them.
-CHAT_PRICES_AS_OF = "2025-08"
-CHAT_PRICES: dict[str, tuple[float, float]] = {
-    "gpt-5": (1.25, 10.00),
-    "gpt-5-mini": (0.25, 2.00),
-    "gpt-5-nano": (0.05, 0.40),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-3.5-turbo": (0.50, 1.50),
-}
-_SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
-
-
-def chat_price(model: str) -> tuple[float, float] | None:
-    """(input, output) USD per 1M tokens for a model or a dated snapshot of it; None when unknown."""
-    return CHAT_PRICES.get(model) or CHAT_PRICES.get(_SNAPSHOT.sub("", model))
-
-
-def request_cost(model: str, tokens_in: int, tokens_out: int) -> float | None:
-    price = chat_price(model)
-    if price is None:
-        return None
-    return (tokens_in * price[0] + tokens_out * price[1]) / 1_000_000
-
 
 def api_key(base_url: str | None) -> str:
     """The key to send; SynthError when none is set and the endpoint is OpenAI's own."""
@@ -154,5 +124,5 @@ class OpenAIGenerator:
             finish_reason="length" if choice.finish_reason == "length" else "stop",
             tokens_in=tokens_in,
             tokens_out=tokens_out,
-            cost_usd=request_cost(settings.model, tokens_in, tokens_out),
+            cost_usd=chat_cost(settings.model, tokens_in, tokens_out),
         )
