@@ -81,19 +81,21 @@ def _count(n: int, noun: str) -> str:
 def check_files(paths: list[str], options: IngestOptions | None = None) -> CheckReport:
     """Apply the curate rules to `paths`; raises IngestError when a file cannot be read at all."""
     from ftdata import frame as F
-    from ftdata.stage import Context
+    from ftdata.rowstage import RowStep
     from ftdata.stages import normalize, validate
 
-    result = ingest(paths, options or IngestOptions())
-    ctx = Context()
-    normalized = normalize.STAGE.run(result.frame, normalize.NormalizeConfig(), ctx)
-    validated = validate.STAGE.run(normalized.kept, validate.ValidateConfig(), ctx)
+    # The same row stages curate starts with, run as each record is read (ftdata.rowstage).
+    row_steps = [
+        RowStep("normalize", normalize.NormalizeOp, normalize.NormalizeConfig()),
+        RowStep("validate", validate.ValidateOp, validate.ValidateConfig()),
+    ]
+    result = ingest(paths, options or IngestOptions(), row_steps=row_steps)
     findings = [
         Finding(source, line, reason, detail or "")
         for source, line, reason, detail in result.rejected.select(F.SOURCE, F.LINE, F.REASON, F.DETAIL).iter_rows()
     ]
     # The stage keeps a row's first reason; a pre-commit user wants every problem, one per line.
-    rejected = validated.rejected.select(F.SOURCE, F.LINE, F.RECORD, F.KIND)
+    rejected = result.stage_rejected.select(F.SOURCE, F.LINE, F.RECORD, F.KIND)
     for source, line, record, kind in rejected.iter_rows():
         findings.extend(Finding(source, line, p.reason, p.detail) for p in validate.record_problems(record, kind))
     findings.sort(key=lambda f: (f.path, f.line or 0))  # stable: a row's problems stay in rule order

@@ -123,7 +123,8 @@ def render_summary(console: Any, result: Any) -> None:
         return
     rows = [
         (r.name, fmt_int(r.rows_in), fmt_int(r.rows_out), fmt_int(sum(r.rejected_by_reason.values())),
-         fmt_int(r.generated) if r.generated else "", top_reasons(r.rejected_by_reason), f"{r.seconds:.2f}")
+         fmt_int(r.generated) if r.generated else "", top_reasons(r.rejected_by_reason),
+         "in ingest" if r.fused else f"{r.seconds:.2f}")
         for r in result.reports
     ]
     console.print(table("Stages", ["stage", "in", "kept", "rejected", "generated", "reasons", "s"], rows,

@@ -118,7 +118,7 @@ def make_frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
 
 def reject(
     frame: pl.DataFrame,
-    stage: str,
+    stage: str | Sequence[str],
     reason: str | pl.Expr | Sequence[str],
     detail: str | pl.Expr | Sequence[str | None] | None = None,
     duplicate_of: Sequence[str | None] | pl.Expr | None = None,

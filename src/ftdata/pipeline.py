@@ -21,6 +21,7 @@ import ftdata
 from ftdata import frame as F
 from ftdata.ingest import IngestOptions, ingest
 from ftdata.recipe import Step, build_steps
+from ftdata.rowstage import RowStep
 from ftdata.stage import Context, Progress, StageConfig, StageResult
 from ftdata.store import Store, Version, dump_json
 from ftdata.writer import label_distribution, load_version_frame, write_version
@@ -43,6 +44,7 @@ class StageReport:
     rejected_by_reason: dict[str, int]
     stats: dict[str, Any]
     seconds: float
+    fused: bool = False  # ran inside ingest (a row stage): its time is ingest's
 
     def manifest_entry(self) -> dict[str, Any]:
         # Wall times stay out of the manifest: the same inputs must give a byte-identical manifest
@@ -78,7 +80,7 @@ class CurateResult:
             "seconds": round(self.seconds, 3),
             "stages": [
                 {**{k: v for k, v in r.manifest_entry().items() if k not in ("config", "stats")},
-                 "seconds": round(r.seconds, 3)}
+                 "seconds": round(r.seconds, 3), **({"in_ingest": True} if r.fused else {})}
                 for r in self.reports
             ],
             "splits": {name: {k: s.get(k) for k in ("rows", "tokens", "synthetic")} for name, s in m["splits"].items()},
@@ -153,6 +155,25 @@ def run_stages(
     return frame, rejected_frames, reports, sections
 
 
+def row_stage_reports(
+    fused: Sequence[Step], rejected: pl.DataFrame, stats: Sequence[dict[str, Any]], rows_in: int
+) -> tuple[list[StageReport], list[pl.DataFrame]]:
+    """Reports (and rejected rows, in stage order) of the row stages that ran inside ingest. Their time
+    is part of ingest's, so their own seconds are 0."""
+    reports: list[StageReport] = []
+    frames: list[pl.DataFrame] = []
+    for step, step_stats in zip(fused, stats, strict=True):
+        mine = rejected.filter(pl.col(F.STAGE) == step.stage.name).select(list(F.REJECT_SCHEMA))
+        reports.append(
+            StageReport(step.stage.name, step.stage.version, step.config.model_dump(mode="json"), rows_in,
+                        rows_in - mine.height, 0, reasons(mine), step_stats, 0.0, fused=True)
+        )
+        if not mine.is_empty():
+            frames.append(mine)
+        rows_in -= mine.height
+    return reports, frames
+
+
 def make_context(store: Store, dataset: str, seed: int, target_model: str, workers: int,
                  progress: Progress | None, cache_dir: Path | None) -> Context:
     from ftdata.models import cache_root
@@ -183,35 +204,46 @@ def curate(
     built = list(steps) if steps and isinstance(steps[0], Step) else build_steps(steps)  # type: ignore[arg-type]
     ctx = make_context(store, dataset, seed, target_model, workers, progress, cache_dir)
 
-    ctx.progress.start("ingest")
+    # Row stages at the head of the recipe (normalize, validate) run inside ingest, on each record as it is
+    # parsed, in the reader's workers (`ftdata.rowstage`).
+    fused: list[Step] = []
+    for step in built:
+        if step.stage.row_op is None:
+            break
+        fused.append(step)
+    row_steps = [RowStep(step.stage.name, step.stage.row_op, step.config) for step in fused]
+    ctx.progress.start("+".join(["ingest", *(step.stage.name for step in fused)]))
     ingest_started = time.perf_counter()
     # Millions of small objects are created and none are cyclic: the cyclic GC only costs time here.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        ingested = ingest([str(p) for p in inputs], ingest_options, workers=workers)
+        ingested = ingest([str(p) for p in inputs], ingest_options, workers=workers, row_steps=row_steps)
         vid = version_id(ingested.inputs, ingest_options, built, seed, target_model, None)
+        ingest_seconds = time.perf_counter() - ingest_started
+        records_read = ingested.frame.height + ingested.stage_rejected.height
         ingest_report = StageReport(
             "ingest", "1", ingest_options.model_dump(mode="json"), sum(i["rows"] for i in ingested.inputs),
-            ingested.frame.height, 0, reasons(ingested.rejected), {}, time.perf_counter() - ingest_started,
+            records_read, 0, reasons(ingested.rejected), {}, ingest_seconds,
         )
-        if ingest_report.rows_in != ingested.frame.height + ingested.rejected.height:
+        if ingest_report.rows_in != records_read + ingested.rejected.height:
             raise AccountingError(
-                f"ingest read {ingest_report.rows_in} rows but produced {ingested.frame.height} + "
+                f"ingest read {ingest_report.rows_in} rows but produced {records_read} + "
                 f"{ingested.rejected.height} rejected"
             )
         if store.exists(dataset, vid):
             version = Version(store.root, dataset, vid)
             return CurateResult(version, version.manifest, False, [ingest_report], time.perf_counter() - started)
+        fused_reports, fused_rejected = row_stage_reports(fused, ingested.stage_rejected, ingested.stage_stats, records_read)
         # Hand the frame over and drop every other reference: at 1M rows the ingested frame is GBs, and
         # keeping it alive through the stages doubled peak memory.
         handed_over = [ingested.frame]
         ingest_rejected, inputs_meta = ingested.rejected, ingested.inputs
-        labels_ingested = label_distribution(ingested.frame)
+        labels_ingested = label_distribution(pl.concat([ingested.frame.select(F.LABEL), ingested.stage_rejected.select(F.LABEL)]))
         del ingested
-        final, rejected_frames, reports, sections = run_stages(handed_over.pop(), built, ctx)
-        reports.insert(0, ingest_report)
-        rejected_all = pl.concat([ingest_rejected, *rejected_frames], how="vertical")
+        final, rejected_frames, reports, sections = run_stages(handed_over.pop(), built[len(fused):], ctx)
+        reports[:0] = [ingest_report, *fused_reports]
+        rejected_all = pl.concat([ingest_rejected, *fused_rejected, *rejected_frames], how="vertical")
         ctx.progress.start("write", final.height)
         version, manifest = write_version(
             store, dataset, vid, final, rejected_all, reports, sections,

@@ -78,9 +78,15 @@ def build_steps(
         raise RecipeError(f"a stage appears twice in the recipe: {names}")
     if not complete:
         return built
-    for name in reversed(REQUIRED_FIRST):
-        if name not in names:
-            built.insert(0, Step(registry[name], registry[name].config_cls()))
+    # A missing required stage goes right after the required ones before it: a recipe naming only
+    # normalize still validates after normalising.
+    position = 0
+    for name in REQUIRED_FIRST:
+        if name in names:
+            position = max(position, next(i for i, s in enumerate(built) if s.stage.name == name) + 1)
+        else:
+            built.insert(position, Step(registry[name], registry[name].config_cls()))
+            position += 1
     if REQUIRED_LAST not in names:
         built.append(Step(registry[REQUIRED_LAST], registry[REQUIRED_LAST].config_cls()))
     elif names[-1] != REQUIRED_LAST:

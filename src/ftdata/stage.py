@@ -90,6 +90,9 @@ class Stage:
     cli_options: list[click.Option] = field(default_factory=list)
     # params: every `curate` parameter by click name. Return None to leave the stage out.
     config_from_cli: Callable[[dict[str, Any]], StageConfig | None] | None = None
+    # A row stage also gives its per-record op (`ftdata.rowstage`): config -> RowOp. The pipeline then
+    # runs it inside ingest when the stage heads the recipe. Must be a module-level class or function.
+    row_op: Callable[[Any], Any] | None = None
 
     def options_table(self) -> list[dict[str, Any]]:
         """The config's options with types and defaults, for `ftdata stages`."""

@@ -27,6 +27,7 @@ from ftdata.ingest.jsonl import read_jsonl
 from ftdata.ingest.options import IngestError, IngestOptions, ingest_cli_options, ingest_options_from_cli
 from ftdata.ingest.parquet import read_parquet
 from ftdata.ingest.rows import FileRows
+from ftdata.rowstage import RowStep, merge_stats
 
 __all__ = [
     "IngestError",
@@ -47,6 +48,9 @@ class IngestResult:
     # Per input file: {"path", "sha256", "bytes", "rows", "format", "layout"}; rows counts records read,
     # rejected ones included (JSONL: physical lines; CSV: records after the header; JSON/Parquet: elements).
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    # With row steps (`ftdata.rowstage`): records they rejected (STAGE = the step's stage), each step's stats.
+    stage_rejected: pl.DataFrame = field(default_factory=F.empty_rejects)
+    stage_stats: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _format(path: Path, source: str) -> str:
@@ -57,19 +61,31 @@ def _format(path: Path, source: str) -> str:
     return fmt
 
 
-def _read(path: Path, source: str, fmt: str, options: IngestOptions, workers: int) -> FileRows:
+def _read(
+    path: Path, source: str, fmt: str, options: IngestOptions, workers: int, row_steps: Sequence[RowStep]
+) -> FileRows:
     if fmt == "jsonl":
-        return read_jsonl(path, source, options, workers)
+        return read_jsonl(path, source, options, workers, row_steps=row_steps)
     readers = {"csv": read_csv, "json": read_json, "parquet": read_parquet}
-    return readers[fmt](path, source, options)
+    return readers[fmt](path, source, options, row_steps)
 
 
-def ingest(paths: Sequence[str | Path], options: IngestOptions = IngestOptions(), workers: int = 1) -> IngestResult:
-    """Read every file into one canonical frame (in the order given) plus the rows that could not be read."""
+def ingest(
+    paths: Sequence[str | Path],
+    options: IngestOptions = IngestOptions(),
+    workers: int = 1,
+    row_steps: Sequence[RowStep] = (),
+) -> IngestResult:
+    """Read every file into one canonical frame (in the order given) plus the rows that could not be read.
+
+    `row_steps` (row stages such as normalize and validate) run on each record as it is read; the rows
+    they reject are in `stage_rejected`, not in `frame`."""
     if not paths:
         raise IngestError("no input files given")
     kept: list[pl.DataFrame] = []
     rejected: list[pl.DataFrame] = []
+    stage_rejected: list[pl.DataFrame] = []
+    stage_stats: list[dict[str, Any]] = [{} for _ in row_steps]
     inputs: list[dict[str, Any]] = []
     for given in paths:
         source = str(given)
@@ -81,11 +97,13 @@ def ingest(paths: Sequence[str | Path], options: IngestOptions = IngestOptions()
             raise IngestError(f"{source}: not a file")
         try:
             size = path.stat().st_size
-            rows = _read(path, source, fmt, options, workers)
+            rows = _read(path, source, fmt, options, workers, row_steps)
         except OSError as exc:
             raise IngestError(f"{source}: cannot read: {exc.strerror or exc}") from exc
         kept.append(rows.frame)
         rejected.append(rows.rejected)
+        stage_rejected.append(rows.stage_rejected)
+        stage_stats = [merge_stats(a, b) for a, b in zip(stage_stats, rows.stage_stats, strict=True)]
         inputs.append(
             {
                 "path": source,
@@ -96,4 +114,4 @@ def ingest(paths: Sequence[str | Path], options: IngestOptions = IngestOptions()
                 "layout": rows.layout,
             }
         )
-    return IngestResult(pl.concat(kept), pl.concat(rejected), inputs)
+    return IngestResult(pl.concat(kept), pl.concat(rejected), inputs, pl.concat(stage_rejected), stage_stats)

@@ -12,12 +12,13 @@ import csv
 import hashlib
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ftdata.ingest.detect import plan_for_columns
 from ftdata.ingest.options import IngestError, IngestOptions
 from ftdata.ingest.rows import FileRows, RowCollector
+from ftdata.rowstage import RowStep
 
 BOM = "\ufeff"
 
@@ -50,7 +51,7 @@ def _records(lines: list[str]) -> Iterator[tuple[int, int, list[str] | csv.Error
         yield first, last, fields
 
 
-def read_csv(path: Path, source: str, options: IngestOptions) -> FileRows:
+def read_csv(path: Path, source: str, options: IngestOptions, row_steps: Sequence[RowStep] = ()) -> FileRows:
     data = path.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
     try:
@@ -78,7 +79,7 @@ def read_csv(path: Path, source: str, options: IngestOptions) -> FileRows:
             raise IngestError(f"{source}:{first}: the CSV header repeats {', '.join(map(repr, duplicates))}")
         plan = plan_for_columns(header, source, options)
         break
-    rows = RowCollector(plan, source)
+    rows = RowCollector(plan, source, row_steps=row_steps)
     for line in blank_lines:
         rows.reject(line, "blank_line", "the line is empty", "")
     count = len(blank_lines)

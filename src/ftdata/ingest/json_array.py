@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -11,6 +12,7 @@ from ftdata.ingest.detect import plan_for_objects
 from ftdata.ingest.layouts import json_type
 from ftdata.ingest.options import IngestError, IngestOptions
 from ftdata.ingest.rows import FileRows, collect_objects
+from ftdata.rowstage import RowStep
 
 BOM = b"\xef\xbb\xbf"
 
@@ -23,7 +25,7 @@ def _is_json_lines(data: bytes) -> bool:
         return False
 
 
-def read_json(path: Path, source: str, options: IngestOptions) -> FileRows:
+def read_json(path: Path, source: str, options: IngestOptions, row_steps: Sequence[RowStep] = ()) -> FileRows:
     data = path.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
     try:
@@ -41,4 +43,4 @@ def read_json(path: Path, source: str, options: IngestOptions) -> FileRows:
             "(one object per line: name the file .jsonl)"
         )
     plan = plan_for_objects(value, source, options)
-    return collect_objects(value, plan, source, sha256)
+    return collect_objects(value, plan, source, sha256, row_steps=row_steps)

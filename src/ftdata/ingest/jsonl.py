@@ -14,10 +14,11 @@ import gc
 import hashlib
 import multiprocessing
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import orjson
 import polars as pl
@@ -26,6 +27,7 @@ from ftdata.ingest.detect import plan_for_objects
 from ftdata.ingest.layouts import LayoutPlan
 from ftdata.ingest.options import IngestError, IngestOptions
 from ftdata.ingest.rows import FileRows, RowCollector, shift_lines
+from ftdata.rowstage import RowStep, merge_stats
 from ftdata.store import sha256_file
 
 BOM = b"\xef\xbb\xbf"
@@ -37,15 +39,20 @@ RANGE_BYTES = 32 << 20
 
 
 def read_jsonl(
-    path: Path, source: str, options: IngestOptions, workers: int = 1, parallel_min_bytes: int = PARALLEL_MIN_BYTES
+    path: Path,
+    source: str,
+    options: IngestOptions,
+    workers: int = 1,
+    parallel_min_bytes: int = PARALLEL_MIN_BYTES,
+    row_steps: Sequence[RowStep] = (),
 ) -> FileRows:
     plan = plan_for_objects(_iter_objects(path), source, options)
     layout = plan.layout if plan else None
     size = path.stat().st_size
     if workers > 1 and size >= parallel_min_bytes:
-        return _read_parallel(path, source, plan, size, workers)
+        return _read_parallel(path, source, plan, size, workers, row_steps)
     hasher = hashlib.sha256()
-    rows, lines = parse_range(path, source, 0, size, plan, hasher)
+    rows, lines = parse_range(path, source, 0, size, plan, hasher, row_steps)
     return rows.finish(lines, layout, hasher.hexdigest())
 
 
@@ -98,10 +105,16 @@ def iter_lines(
 
 
 def parse_range(
-    path: Path, source: str, start: int, end: int, plan: LayoutPlan | None, hasher: hashlib._Hash | None = None
+    path: Path,
+    source: str,
+    start: int,
+    end: int,
+    plan: LayoutPlan | None,
+    hasher: hashlib._Hash | None = None,
+    row_steps: Sequence[RowStep] = (),
 ) -> tuple[RowCollector, int]:
     """Parse the lines in bytes [start, end) (start at a line start); return the rows and the line count."""
-    rows = RowCollector(plan, source)
+    rows = RowCollector(plan, source, row_steps=row_steps)
     add, reject = rows.add, rows.reject
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
     lineno = 0
@@ -156,37 +169,43 @@ def _split(path: Path, size: int, parts: int) -> list[tuple[int, int]]:
 
 
 def _parse_range_job(
-    path: str, source: str, start: int, end: int, plan: LayoutPlan | None, out: str
-) -> tuple[str, str, int]:
+    path: str, source: str, start: int, end: int, plan: LayoutPlan | None, out: str, row_steps: Sequence[RowStep]
+) -> tuple[list[str], int, list[dict[str, Any]]]:
     """A worker's share. Its frames go back as Arrow IPC files: pushing tens of MB through the pool's pipe
     costs hundreds of context switches, which on a busy machine took longer than the parsing."""
-    rows, lines = parse_range(Path(path), source, start, end, plan)
-    kept, rejected = f"{out}/{start}.kept.arrow", f"{out}/{start}.rejected.arrow"
+    rows, lines = parse_range(Path(path), source, start, end, plan, row_steps=row_steps)
     # The newest Arrow flavour keeps polars' string views as they are: no conversion either way.
     newest = pl.CompatLevel.newest()
-    rows.kept_frame().write_ipc(kept, compression="uncompressed", compat_level=newest)
-    rows.rejected_frame().write_ipc(rejected, compression="uncompressed", compat_level=newest)
-    return kept, rejected, lines
+    files = []
+    for name, frame in (("kept", rows.kept_frame()), ("rejected", rows.rejected_frame()),
+                        ("stage", rows.stage_rejected_frame())):
+        files.append(f"{out}/{start}.{name}.arrow")
+        frame.write_ipc(files[-1], compression="uncompressed", compat_level=newest)
+    return files, lines, rows.row_runner.stats()
 
 
-def _read_parallel(path: Path, source: str, plan: LayoutPlan | None, size: int, workers: int) -> FileRows:
+def _read_parallel(
+    path: Path, source: str, plan: LayoutPlan | None, size: int, workers: int, row_steps: Sequence[RowStep]
+) -> FileRows:
     ranges = _split(path, size, max(workers, -(-size // RANGE_BYTES)))
     context = multiprocessing.get_context("spawn")  # never fork a process that runs polars threads
-    kept: list[pl.DataFrame] = []
-    rejected: list[pl.DataFrame] = []
+    parts: list[list[pl.DataFrame]] = [[], [], []]  # kept, rejected, rejected by a row stage
+    stats: list[dict[str, Any]] = [{} for _ in row_steps]
     offset = 0
     with tempfile.TemporaryDirectory(prefix="ftdata-ingest-") as out:
         try:
             with ProcessPoolExecutor(max_workers=min(workers, len(ranges)), mp_context=context) as pool:
                 jobs = [
-                    pool.submit(_parse_range_job, str(path), source, start, end, plan, out) for start, end in ranges
+                    pool.submit(_parse_range_job, str(path), source, start, end, plan, out, tuple(row_steps))
+                    for start, end in ranges
                 ]
                 sha256 = sha256_file(path)  # hashed here while the workers parse
                 for job in jobs:  # in range order, so the result does not depend on `workers`
-                    kept_file, rejected_file, lines = job.result()
-                    # Read as bytes, not from the path: polars may memory-map a path, and the files go away.
-                    kept.append(shift_lines(pl.read_ipc(Path(kept_file).read_bytes()), offset))
-                    rejected.append(shift_lines(pl.read_ipc(Path(rejected_file).read_bytes()), offset))
+                    files, lines, job_stats = job.result()
+                    for part, file in zip(parts, files, strict=True):
+                        # Read as bytes, not from the path: polars may memory-map a path, and the files go away.
+                        part.append(shift_lines(pl.read_ipc(Path(file).read_bytes()), offset))
+                    stats = [merge_stats(a, b) for a, b in zip(stats, job_stats, strict=True)]
                     offset += lines
         except BrokenProcessPool as exc:
             raise IngestError(
@@ -194,4 +213,5 @@ def _read_parallel(path: Path, source: str, plan: LayoutPlan | None, size: int, 
                 'workers > 1 must start it under `if __name__ == "__main__":` (workers are fresh interpreters '
                 "that import the script)"
             ) from exc
-    return FileRows(pl.concat(kept), pl.concat(rejected), offset, plan.layout if plan else None, sha256)
+    kept, rejected, stage_rejected = (pl.concat(part) for part in parts)
+    return FileRows(kept, rejected, offset, plan.layout if plan else None, sha256, stage_rejected, stats)

@@ -8,7 +8,7 @@ assistant message that only calls tools).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import polars as pl
 from ftdata.ingest.detect import plan_for_columns
 from ftdata.ingest.options import IngestError, IngestOptions
 from ftdata.ingest.rows import FileRows, collect_objects
+from ftdata.rowstage import RowStep
 from ftdata.store import sha256_file
 
 _KEPT_NULL_KEYS = frozenset({"content"})
@@ -37,11 +38,11 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def read_parquet(path: Path, source: str, options: IngestOptions) -> FileRows:
+def read_parquet(path: Path, source: str, options: IngestOptions, row_steps: Sequence[RowStep] = ()) -> FileRows:
     try:
         table = pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise IngestError(f"{source}: cannot read as Parquet: {exc}") from exc
     plan = plan_for_columns(table.columns, source, options)
     rows: Iterator[dict[str, Any]] = (_without_nulls(row) for row in table.iter_rows(named=True))
-    return collect_objects(rows, plan, source, sha256_file(path), _json_default)
+    return collect_objects(rows, plan, source, sha256_file(path), _json_default, row_steps)

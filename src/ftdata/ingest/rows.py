@@ -9,8 +9,8 @@ from living next to their polars copy for a whole 2 GB file (peak memory stays n
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -18,6 +18,7 @@ import polars as pl
 
 from ftdata import frame as F
 from ftdata.ingest.layouts import LayoutPlan, RowRejected, json_type, mapper
+from ftdata.rowstage import RowRunner, RowStep
 
 
 @dataclass
@@ -29,13 +30,22 @@ class FileRows:
     rows: int
     layout: str | None
     sha256: str
+    # Rows that became records but a fused row stage rejected (STAGE says which), and each row step's stats.
+    stage_rejected: pl.DataFrame = field(default_factory=F.empty_rejects)
+    stage_stats: list[dict[str, Any]] = field(default_factory=list)
 
 
 BATCH_BYTES = 64 << 20
 
 
 class RowCollector:
-    def __init__(self, plan: LayoutPlan | None, source: str, dumps_default: Callable[[Any], Any] | None = None) -> None:
+    def __init__(
+        self,
+        plan: LayoutPlan | None,
+        source: str,
+        dumps_default: Callable[[Any], Any] | None = None,
+        row_steps: Sequence[RowStep] = (),
+    ) -> None:
         # A file without a single JSON object has no layout; nothing reaches the mapper then.
         self.plan = plan or LayoutPlan("messages")
         self.source = source
@@ -49,6 +59,10 @@ class RowCollector:
         self.labels: list[str | None] = []
         self.groups: list[str | None] = []
         self.rejects: list[tuple[int, str, str, str | None]] = []
+        # Row stages fused into reading (`ftdata.rowstage`): applied to each mapped record before it is
+        # serialised; what they reject is kept aside with its stage, reason and detail.
+        self.row_runner = RowRunner(row_steps)
+        self.stage_rejects: list[tuple[str, str, int, str | None, str | None, str, str, str]] = []
 
     def add(self, obj: Any, line: int) -> tuple[str, str] | None:
         """Keep `obj` as a record; return (reason, detail) instead when it cannot be one."""
@@ -56,12 +70,17 @@ class RowCollector:
             return "not_an_object", f"holds a JSON {json_type(obj)}, not an object"
         try:
             record, label, group = self.map(obj)
+            verdict = self.row_runner.apply(record, self.plan.kind) if self.row_runner else None
             data = orjson.dumps(record, default=self.dumps_default, option=orjson.OPT_SORT_KEYS)
         except RowRejected as exc:
             return exc.reason, exc.detail
         except orjson.JSONEncodeError as exc:
             # orjson reads 1024 levels of nesting but writes only 254.
             return "too_deeply_nested", f"cannot be serialised: {exc}"
+        if verdict is not None:
+            text = data.decode()
+            self.stage_rejects.append((text, hashlib.sha256(data).hexdigest(), line, label, group, *verdict))
+            return None
         self.records.append(data.decode())
         self.ids.append(hashlib.sha256(data).hexdigest())
         self.lines.append(line)
@@ -76,7 +95,24 @@ class RowCollector:
         self.rejects.append((line, reason, detail, raw))
 
     def finish(self, rows: int, layout: str | None, sha256: str) -> FileRows:
-        return FileRows(self.kept_frame(), self.rejected_frame(), rows, layout, sha256)
+        return FileRows(
+            self.kept_frame(), self.rejected_frame(), rows, layout, sha256, self.stage_rejected_frame(),
+            self.row_runner.stats(),
+        )
+
+    def stage_rejected_frame(self) -> pl.DataFrame:
+        if not self.stage_rejects:
+            return F.empty_rejects()
+        texts, ids, lines, labels, groups, stages, reasons, details = zip(*self.stage_rejects, strict=True)
+        n = len(texts)
+        rows = pl.DataFrame(
+            {
+                F.RECORD: texts, F.ID: ids, F.KIND: [self.plan.kind] * n, F.SOURCE: [self.source] * n,
+                F.LINE: lines, F.ORIGIN: ["human"] * n, F.LABEL: labels, F.GROUP: groups, F.CLUSTER: [None] * n,
+            },
+            schema=F.SCHEMA,
+        )
+        return F.reject(rows, list(stages), list(reasons), list(details))
 
     def _flush(self) -> None:
         n = len(self.records)
@@ -129,9 +165,10 @@ def collect_objects(
     source: str,
     sha256: str,
     dumps_default: Callable[[Any], Any] | None = None,
+    row_steps: Sequence[RowStep] = (),
 ) -> FileRows:
     """Rows of a file read as a sequence of values (JSON array, Parquet): LINE is the 1-based index."""
-    rows = RowCollector(plan, source, dumps_default)
+    rows = RowCollector(plan, source, dumps_default, row_steps)
     count = 0
     for count, obj in enumerate(objects, 1):
         problem = rows.add(obj, count)

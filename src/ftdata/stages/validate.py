@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from ftdata import frame as F
+from ftdata.rowstage import run_rows
 from ftdata.stage import Context, Stage, StageConfig, StageResult
 from ftdata.validation import Problem, validate_record
 
@@ -37,24 +37,31 @@ def format_problems(problems: list[Problem]) -> str:
     return "; ".join(f"{p.reason}: {p.detail}" for p in problems)
 
 
+class ValidateOp:
+    """The stage's row op (see `ftdata.rowstage`): rejects a record with its first problem, all in DETAIL."""
+
+    def __init__(self, config: ValidateConfig) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def apply(self, record: Any, kind: str) -> bool | tuple[str, str]:
+        return self._verdict(validate_record(record, kind))
+
+    def unparsable(self, text: str | None) -> tuple[str, str] | None:
+        return self._verdict(record_problems(text, None))
+
+    def _verdict(self, problems: list[Problem]) -> bool | tuple[str, str]:
+        if not problems:
+            return False
+        self.counts.update(p.reason for p in problems)
+        return problems[0].reason, format_problems(problems)
+
+    def stats(self) -> dict[str, Any]:
+        return {"problems_by_reason": dict(sorted(self.counts.items()))}
+
+
 def run(frame: pl.DataFrame, config: ValidateConfig, ctx: Context) -> StageResult:
-    keep: list[bool] = []
-    reasons: list[str] = []
-    details: list[str] = []
-    counts: Counter[str] = Counter()
-    for text, kind in zip(frame.get_column(F.RECORD), frame.get_column(F.KIND), strict=True):
-        problems = record_problems(text, kind)
-        keep.append(not problems)
-        if problems:
-            reasons.append(problems[0].reason)
-            details.append(format_problems(problems))
-            counts.update(p.reason for p in problems)
-    stats = {"problems_by_reason": dict(sorted(counts.items()))}
-    if not reasons:
-        return StageResult(kept=frame, stats=stats)
-    mask = pl.Series("keep", keep, dtype=pl.Boolean())
-    rejected = F.reject(frame.filter(~mask), STAGE.name, reasons, details)
-    return StageResult(kept=frame.filter(mask), rejected=rejected, stats=stats)
+    kept, rejected, stats = run_rows(frame, STAGE.name, ValidateOp(config))
+    return StageResult(kept=kept, rejected=rejected, stats=stats)
 
 
 def _config_from_cli(params: dict[str, Any]) -> ValidateConfig:
@@ -70,4 +77,5 @@ STAGE = Stage(
     order=20,
     description="OpenAI fine-tuning format rules (chat and DPO preference rows)",
     config_from_cli=_config_from_cli,
+    row_op=ValidateOp,
 )
