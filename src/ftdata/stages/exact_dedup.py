@@ -8,8 +8,8 @@ user turns (the same question asked twice with different answers is one question
 turn text — or whose user turns are lists of content parts rather than strings — are never duplicates
 under scope `user` (counted as `not_compared`).
 
-Rows are grouped by a 64-bit hash of the key (polars, in Rust, streaming so the normalised text never
-exists for all rows at once); every drop is confirmed by comparing the two normalised texts themselves, so
+Rows are grouped by a 64-bit hash of the key (polars, in Rust, a slice of rows at a time so the normalised
+text never exists for all rows at once); every drop is confirmed by comparing the two normalised texts themselves, so
 a hash collision cannot remove a row. Of each group one row is kept (`keep`): the first, the longest, or
 a human-written one before synthetic ones (then the first). Dropped rows name the kept row
 (DUPLICATE_OF, SIMILARITY 1.0); the kept row and its copies share CLUSTER (the kept row's existing
@@ -38,6 +38,7 @@ _OTHER_WHITESPACE = ["\\n", "\\r", "\\t", "\\f", "\\u000b", "\u0085", "\u00a0", 
                      *(chr(c) for c in range(0x2000, 0x200B)), "\u2028", "\u2029", "\u202f", "\u205f", "\u3000"]
 _ESCAPED_BACKSLASH = "\x00"  # cannot occur raw in JSON text, so it can stand for an escaped backslash
 _HASH_SEED = 0x5EED
+KEY_SLICE_ROWS = 50_000
 
 
 class ExactDedupConfig(StageConfig):
@@ -76,12 +77,13 @@ def keep_order(keep: KeepPolicy) -> tuple[list[pl.Expr], list[bool]]:
 
 def representatives(frame: pl.DataFrame, config: ExactDedupConfig) -> pl.DataFrame:
     """Per row: its key hash (null = not compared) and the row index of its group's kept row."""
-    keys = (
-        frame.lazy()
-        .select(normalised(config.scope).alias("__text"))
-        .select(pl.when(pl.col("__text").is_not_null()).then(pl.col("__text").hash(_HASH_SEED)).alias("__key"))
-        .collect(engine="streaming")
-        .get_column("__key")
+    text = normalised(config.scope)
+    key = pl.when(text.is_not_null()).then(text.hash(_HASH_SEED)).alias("__key")
+    # Slice by slice: over the whole frame at once the normalised text existed for every row (+1x the
+    # records' size at peak, even with the streaming engine); a slice's text is freed before the next.
+    keys = pl.concat(
+        [frame.slice(start, KEY_SLICE_ROWS).select(key).get_column("__key") for start in range(0, frame.height, KEY_SLICE_ROWS)]
+        or [pl.Series("__key", [], dtype=pl.UInt64())]
     )
     by, descending = keep_order(config.keep)
     table = frame.select(F.RECORD, F.ORIGIN).with_columns(keys, pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"))
