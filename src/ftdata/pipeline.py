@@ -11,6 +11,7 @@ import gc
 import hashlib
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from ftdata.store import Store, Version, dump_json
 from ftdata.writer import label_distribution, load_version_frame, write_version
 
 DEFAULT_MODEL = "gpt-4.1-mini-2025-04-14"
+# Inputs from which a run starts its worker pool up front: below, stages run in-process or (tokens over
+# 32 MB of records) start their own.
+SHARED_POOL_MIN_BYTES = 32 << 20
 
 
 class AccountingError(RuntimeError):
@@ -174,6 +178,30 @@ def row_stage_reports(
     return reports, frames
 
 
+def shared_pool(
+    inputs: Sequence[str | Path], steps: Sequence[Step], target_model: str, workers: int
+) -> ProcessPoolExecutor | None:
+    """Worker processes for the whole run, started and warmed now (`ftdata.workers`), when the inputs are
+    big enough for stages to fan out; None otherwise (a stage that still wants workers makes its own)."""
+    from ftdata.tokenizer import resolve_tokenizer
+    from ftdata.workers import spawn_pool, warm_pool
+
+    size = sum(Path(p).stat().st_size for p in inputs if Path(p).is_file())
+    if workers <= 1 or size < SHARED_POOL_MIN_BYTES:
+        return None
+    specs: list[str] = []
+    for step in steps:
+        if step.stage.name in ("tokens", "length"):
+            model = getattr(step.config, "model", None) or target_model
+            try:
+                specs.append(resolve_tokenizer(model, getattr(step.config, "tokenizer", None)))
+            except ValueError:  # the stage reports it with its own message
+                continue
+    pool = spawn_pool(workers)
+    warm_pool(pool, workers, tuple(dict.fromkeys(specs)))
+    return pool
+
+
 def make_context(store: Store, dataset: str, seed: int, target_model: str, workers: int,
                  progress: Progress | None, cache_dir: Path | None) -> Context:
     from ftdata.models import cache_root
@@ -217,8 +245,9 @@ def curate(
     # Millions of small objects are created and none are cyclic: the cyclic GC only costs time here.
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    ctx.pool = shared_pool(inputs, built, target_model, workers)
     try:
-        ingested = ingest([str(p) for p in inputs], ingest_options, workers=workers, row_steps=row_steps)
+        ingested = ingest([str(p) for p in inputs], ingest_options, workers=workers, row_steps=row_steps, pool=ctx.pool)
         vid = version_id(ingested.inputs, ingest_options, built, seed, target_model, None)
         ingest_seconds = time.perf_counter() - ingest_started
         records_read = ingested.frame.height + ingested.stage_rejected.height
@@ -251,6 +280,8 @@ def curate(
             labels_ingested=labels_ingested,
         )
     finally:
+        if ctx.pool is not None:
+            ctx.pool.shutdown(wait=True, cancel_futures=True)
         if gc_was_enabled:
             gc.enable()
     return CurateResult(version, manifest, True, reports, time.perf_counter() - started)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -69,6 +70,8 @@ class Context:
     progress: Progress = field(default_factory=Progress)
     # Frame of rows the pipeline already accepted before this stage (synth dedups against it).
     extras: dict[str, Any] = field(default_factory=dict)
+    # Worker processes shared by the stages of one run (`ftdata.workers`); None: a stage makes its own.
+    pool: Executor | None = None
 
     def rng(self, stage: str) -> random.Random:
         """A seeded RNG per stage: all randomness derives from the one seed."""

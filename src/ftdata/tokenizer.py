@@ -20,8 +20,8 @@ each conversation prefix.
 from __future__ import annotations
 
 import os
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -349,36 +349,34 @@ def count_records(
     spec: str,
     texts: pl.Series,
     workers: int = 1,
-    parallel_min_bytes: int = PARALLEL_MIN_BYTES,
+    parallel_min_bytes: int | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    pool: Executor | None = None,
 ) -> Counts:
-    """Counts of each RECORD text, in chunks; large inputs fan out over `workers` processes.
+    """Counts of each RECORD text, in chunks; large inputs fan out over `workers` processes (`pool`, the
+    run's shared pool, else a fresh one). tiktoken holds the GIL for this load (two threads barely beat
+    one), so processes it is."""
+    from ftdata.workers import map_bounded, pool_for
 
-    tiktoken holds the GIL for this load (two threads barely beat one), so processes it is. They are
-    spawned, not forked (forking a process that runs polars' thread pool can deadlock), so a script
-    that calls this must guard its entry point with `if __name__ == "__main__":`.
-    """
     _counter(spec)  # load here first so a bad spec fails in this process with a plain message
     workers = max(1, min(workers, os.cpu_count() or 1))
-    parallel = workers > 1 and (texts.str.len_bytes().sum() or 0) >= parallel_min_bytes
+    min_bytes = PARALLEL_MIN_BYTES if parallel_min_bytes is None else parallel_min_bytes
+    parallel = workers > 1 and (texts.str.len_bytes().sum() or 0) >= min_bytes
     if parallel:
         # Several chunks per worker, so the last one to finish does not leave the others idle for long.
         chunk_rows = max(1, min(chunk_rows, -(-len(texts) // (8 * workers))))
-    chunks = [texts.slice(i, chunk_rows) for i in range(0, len(texts), chunk_rows)]
+    chunks = ((spec, texts.slice(i, chunk_rows)) for i in range(0, len(texts), chunk_rows))
     result = Counts([], [], {})
-    if not parallel or len(chunks) < 2:
-        for chunk in chunks:
-            result.extend(count_texts(spec, chunk))
+    if not parallel or len(texts) <= chunk_rows:
+        for args in chunks:
+            result.extend(count_texts(*args))
         return result
-
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        # Bounded look-ahead keeps only a few chunks in flight; results are taken in submission order.
-        pending = deque(pool.submit(count_texts, spec, chunk) for chunk in chunks[: 2 * workers])
-        for chunk in chunks[2 * workers :] + [None] * len(pending):
-            result.extend(pending.popleft().result())
-            if chunk is not None:
-                pending.append(pool.submit(count_texts, spec, chunk))
+    with pool_for(pool, workers) as executor:
+        for counts in map_bounded(executor, count_texts, chunks, workers, "tokens"):
+            result.extend(counts)
     return result
+
+
+def warm_counter(spec: str) -> None:
+    """Build the counter for `spec` now (a worker warming up: the o200k encoding takes about a second)."""
+    _counter(spec)

@@ -14,6 +14,7 @@ problems with a whole file raise IngestError.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,16 @@ def _format(path: Path, source: str) -> str:
 
 
 def _read(
-    path: Path, source: str, fmt: str, options: IngestOptions, workers: int, row_steps: Sequence[RowStep]
+    path: Path,
+    source: str,
+    fmt: str,
+    options: IngestOptions,
+    workers: int,
+    row_steps: Sequence[RowStep],
+    pool: Executor | None,
 ) -> FileRows:
     if fmt == "jsonl":
-        return read_jsonl(path, source, options, workers, row_steps=row_steps)
+        return read_jsonl(path, source, options, workers, row_steps=row_steps, pool=pool)
     readers = {"csv": read_csv, "json": read_json, "parquet": read_parquet}
     return readers[fmt](path, source, options, row_steps)
 
@@ -75,11 +82,13 @@ def ingest(
     options: IngestOptions = IngestOptions(),
     workers: int = 1,
     row_steps: Sequence[RowStep] = (),
+    pool: Executor | None = None,
 ) -> IngestResult:
     """Read every file into one canonical frame (in the order given) plus the rows that could not be read.
 
     `row_steps` (row stages such as normalize and validate) run on each record as it is read; the rows
-    they reject are in `stage_rejected`, not in `frame`."""
+    they reject are in `stage_rejected`, not in `frame`. `pool`: worker processes to read big files with
+    (`ftdata.workers`; None: a fresh pool when one pays off)."""
     if not paths:
         raise IngestError("no input files given")
     kept: list[pl.DataFrame] = []
@@ -97,7 +106,7 @@ def ingest(
             raise IngestError(f"{source}: not a file")
         try:
             size = path.stat().st_size
-            rows = _read(path, source, fmt, options, workers, row_steps)
+            rows = _read(path, source, fmt, options, workers, row_steps, pool)
         except OSError as exc:
             raise IngestError(f"{source}: cannot read: {exc.strerror or exc}") from exc
         kept.append(rows.frame)

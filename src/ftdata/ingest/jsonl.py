@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import multiprocessing
 import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from ftdata.ingest.options import IngestError, IngestOptions
 from ftdata.ingest.rows import FileRows, RowCollector, shift_lines
 from ftdata.rowstage import RowStep, merge_stats
 from ftdata.store import sha256_file
+from ftdata.workers import GUARD_HINT, pool_for
 
 BOM = b"\xef\xbb\xbf"
 CHUNK_BYTES = 16 << 20
@@ -43,14 +43,15 @@ def read_jsonl(
     source: str,
     options: IngestOptions,
     workers: int = 1,
-    parallel_min_bytes: int = PARALLEL_MIN_BYTES,
+    parallel_min_bytes: int | None = None,
     row_steps: Sequence[RowStep] = (),
+    pool: Executor | None = None,
 ) -> FileRows:
     plan = plan_for_objects(_iter_objects(path), source, options)
     layout = plan.layout if plan else None
     size = path.stat().st_size
-    if workers > 1 and size >= parallel_min_bytes:
-        return _read_parallel(path, source, plan, size, workers, row_steps)
+    if workers > 1 and size >= (PARALLEL_MIN_BYTES if parallel_min_bytes is None else parallel_min_bytes):
+        return _read_parallel(path, source, plan, size, workers, row_steps, pool)
     hasher = hashlib.sha256()
     rows, lines = parse_range(path, source, 0, size, plan, hasher, row_steps)
     return rows.finish(lines, layout, hasher.hexdigest())
@@ -185,16 +186,21 @@ def _parse_range_job(
 
 
 def _read_parallel(
-    path: Path, source: str, plan: LayoutPlan | None, size: int, workers: int, row_steps: Sequence[RowStep]
+    path: Path,
+    source: str,
+    plan: LayoutPlan | None,
+    size: int,
+    workers: int,
+    row_steps: Sequence[RowStep],
+    shared: Executor | None,
 ) -> FileRows:
     ranges = _split(path, size, max(workers, -(-size // RANGE_BYTES)))
-    context = multiprocessing.get_context("spawn")  # never fork a process that runs polars threads
     parts: list[list[pl.DataFrame]] = [[], [], []]  # kept, rejected, rejected by a row stage
     stats: list[dict[str, Any]] = [{} for _ in row_steps]
     offset = 0
     with tempfile.TemporaryDirectory(prefix="ftdata-ingest-") as out:
         try:
-            with ProcessPoolExecutor(max_workers=min(workers, len(ranges)), mp_context=context) as pool:
+            with pool_for(shared, min(workers, len(ranges))) as pool:
                 jobs = [
                     pool.submit(_parse_range_job, str(path), source, start, end, plan, out, tuple(row_steps))
                     for start, end in ranges
@@ -208,10 +214,6 @@ def _read_parallel(
                     stats = [merge_stats(a, b) for a, b in zip(stats, job_stats, strict=True)]
                     offset += lines
         except BrokenProcessPool as exc:
-            raise IngestError(
-                f"{source}: a worker process died while reading the file ({exc}). A script that runs ftdata with "
-                'workers > 1 must start it under `if __name__ == "__main__":` (workers are fresh interpreters '
-                "that import the script)"
-            ) from exc
+            raise IngestError(f"{source}: a worker process died while reading the file ({exc}). {GUARD_HINT}") from exc
     kept, rejected, stage_rejected = (pl.concat(part) for part in parts)
     return FileRows(kept, rejected, offset, plan.layout if plan else None, sha256, stage_rejected, stats)

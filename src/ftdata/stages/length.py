@@ -37,7 +37,7 @@ def run(frame: pl.DataFrame, config: LengthConfig, ctx: Context) -> StageResult:
     if F.TOKENS not in frame.columns:
         from ftdata.stages.tokens import add_token_columns
 
-        counted, unrenderable, _ = add_token_columns(frame, model, None, ctx.workers, STAGE.name)
+        counted, unrenderable, _ = add_token_columns(frame, model, None, ctx.workers, STAGE.name, ctx.pool)
     too_long = pl.col(F.TOKENS) > limit
     long_rows = counted.filter(too_long)
     stats = {"limit": limit, "model": model, "too_long": long_rows.height}

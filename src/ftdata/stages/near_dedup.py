@@ -25,10 +25,8 @@ compared (counted in the stats).
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
@@ -40,6 +38,7 @@ from pydantic import Field
 from ftdata import frame as F
 from ftdata import minhash as M
 from ftdata.stage import Context, Stage, StageConfig, StageResult
+from ftdata.workers import map_bounded, pool_for
 
 TEMPLATE_SAMPLE_ROWS = 20_000
 CHUNK_ROWS = 5_000
@@ -71,35 +70,14 @@ Runner = Callable[[Callable[..., T], Iterable[tuple[Any, ...]]], list[T]]
 
 
 @contextmanager
-def task_runner(workers: int, rows: int) -> Iterator[Runner]:
-    """Run task functions in a pool of fresh worker processes when that pays off, else in this process.
-
-    At most two tasks per worker are in flight, so the parent never holds every chunk's text at once.
-    """
+def task_runner(workers: int, rows: int, shared: Executor | None = None) -> Iterator[Runner]:
+    """Run task functions in worker processes (the run's shared pool, else a fresh one) when that pays
+    off, else in this process. At most two tasks per worker are in flight (`ftdata.workers.map_bounded`)."""
     if workers <= 1 or rows < PARALLEL_MIN_ROWS:
         yield lambda fn, tasks: [fn(*args) for args in tasks]
         return
-    context = multiprocessing.get_context("spawn")  # never fork a process that runs polars threads
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-
-        def run_all(fn: Callable[..., T], tasks: Iterable[tuple[Any, ...]]) -> list[T]:
-            results: list[T] = []
-            pending: list[Future[T]] = []
-            try:
-                for args in tasks:
-                    pending.append(pool.submit(fn, *args))
-                    if len(pending) >= 2 * workers:
-                        results.append(pending.pop(0).result())
-                results.extend(job.result() for job in pending)
-            except BrokenProcessPool as exc:
-                # An OSError: the CLI reports it as an operational failure (e.g. a worker killed for memory).
-                raise ChildProcessError(
-                    f"near_dedup: a worker process died ({exc}). Retry with fewer workers or more memory; a script "
-                    'that runs ftdata with workers > 1 must start it under `if __name__ == "__main__":`'
-                ) from exc
-            return results
-
-        yield run_all
+    with pool_for(shared, workers) as pool:
+        yield lambda fn, tasks: list(map_bounded(pool, fn, tasks, workers, "near_dedup"))
 
 
 def _chunks(records: pl.Series, rows: np.ndarray | None = None) -> Iterator[list[str]]:
@@ -196,7 +174,7 @@ def run(frame: pl.DataFrame, config: NearDedupConfig, ctx: Context) -> StageResu
     records = frame.get_column(F.RECORD)
     spec = M.ShingleSpec(config.fields, config.shingle_size, config.min_words)
     bands, rows = M.lsh_params(config.threshold, config.num_perm)
-    with task_runner(ctx.workers, n) as run_tasks:
+    with task_runner(ctx.workers, n, ctx.pool) as run_tasks:
         ctx.progress.log(f"near_dedup: {n:,} rows, {bands} bands x {rows} rows")
         template = template_buckets(records, spec, config.template_rows, run_tasks)
         tasks = ((chunk, spec, template, config.num_perm, ctx.seed, bands, rows) for chunk in _chunks(records))

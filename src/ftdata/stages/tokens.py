@@ -11,6 +11,7 @@ roles that do not alternate); the trainer would fail on that row too, so it goes
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import Any
 
 import click
@@ -80,13 +81,13 @@ def summary_stats(frame: pl.DataFrame) -> dict[str, Any]:
 
 
 def add_token_columns(
-    frame: pl.DataFrame, model: str, tokenizer: str | None, workers: int, stage: str
+    frame: pl.DataFrame, model: str, tokenizer: str | None, workers: int, stage: str, pool: Executor | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     """(rows with TOKENS and TRAINED_TOKENS, rows the chat template refused, the tokenizer spec used)."""
     from ftdata.tokenizer import count_records, resolve_tokenizer
 
     spec = resolve_tokenizer(model, tokenizer)
-    counts = count_records(spec, frame.get_column(F.RECORD), workers=workers)
+    counts = count_records(spec, frame.get_column(F.RECORD), workers=workers, pool=pool)
     counted = frame.with_columns(
         pl.Series(F.TOKENS, counts.totals, dtype=pl.Int64()),
         pl.Series(TRAINED_TOKENS, counts.trained, dtype=pl.Int64()),
@@ -102,7 +103,10 @@ def add_token_columns(
 def run(frame: pl.DataFrame, config: TokensConfig, ctx: Context) -> StageResult:
     model = config.model or ctx.target_model
     check_model(model)  # the run's target model was not checked with the config
-    kept, rejected, spec = add_token_columns(frame, model, config.tokenizer, config.workers or ctx.workers, STAGE.name)
+    workers = config.workers or ctx.workers
+    # The run's shared pool has ctx.workers processes; a config asking for another number gets its own.
+    pool = ctx.pool if workers == ctx.workers else None
+    kept, rejected, spec = add_token_columns(frame, model, config.tokenizer, workers, STAGE.name, pool)
     section = {
         "model": model,
         ("tokenizer" if spec.startswith("hf:") else "encoding"): spec,
