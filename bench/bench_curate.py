@@ -8,7 +8,8 @@ then runs `ftdata.pipeline.curate` with ingest (label column `category`), normal
 near_dedup, tokens (o200k via the target model) and a stratified, cluster-aware split, and prints:
 
 - wall seconds, rows/s and MB/s over the input, and each stage's seconds (from the run summary);
-- peak RSS: this process and its largest worker (getrusage RUSAGE_SELF / RUSAGE_CHILDREN maxima);
+- peak RSS sampled from /proc: this process, its largest worker, and all of them together; CPU seconds
+  of all processes, and the load average (other work on the machine changes every figure);
 - near-duplicate precision and recall against the planted truth, read back from the version's
   rejected.jsonl (`duplicate_of`) and rows.jsonl: a drop is correct when the row it names as kept partner
   belongs to the same planted family (an original with its exact and near copies); recall counts, per
@@ -19,10 +20,12 @@ near_dedup, tokens (o200k via the target model) and a stratified, cluster-aware 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -113,10 +116,54 @@ def quality(version_path: Path, truth: Path) -> dict[str, Any]:
     }
 
 
-def peak_rss_mib() -> tuple[float, float]:
-    kib = 1024  # ru_maxrss is in KiB on Linux
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kib,
-            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / kib)
+class MemorySampler:
+    """Peak RSS of this process, of its largest worker, and of all of them together, sampled every 20 ms
+    from /proc (Linux). getrusage's RUSAGE_CHILDREN maximum is no use here: a spawned worker is forked
+    first, and until it execs it counts the parent's whole resident set as its own."""
+
+    def __init__(self) -> None:
+        self.main = self.worker = self.total = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def _rss_mib(pid: int | str) -> float:
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except OSError:  # the process just ended
+            return 0.0
+
+    def _children(self) -> list[str]:
+        pids: list[str] = []
+        for tasks in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+            try:
+                pids.extend(tasks.read_text().split())
+            except OSError:
+                continue
+        return pids
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            main = self._rss_mib(os.getpid())
+            workers = [self._rss_mib(pid) for pid in self._children()]
+            self.main = max(self.main, main)
+            self.worker = max(self.worker, *workers, 0.0)
+            self.total = max(self.total, main + sum(workers))
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its workers that have ended (user + system)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def run(data: Path, truth: Path | None, workdir: Path, workers: int, compare_naive: bool) -> None:
@@ -126,18 +173,24 @@ def run(data: Path, truth: Path | None, workdir: Path, workers: int, compare_nai
     size_mb = data.stat().st_size / 1e6
     store = workdir / "store"
     shutil.rmtree(store, ignore_errors=True)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
-    result = curate(inputs=[data], steps=STEPS, dataset="bench", store=store, seed=0,
-                    target_model="gpt-4.1-mini", ingest_options=IngestOptions(label_col="category"), workers=workers)
+    with MemorySampler() as memory:
+        result = curate(inputs=[data], steps=STEPS, dataset="bench", store=store, seed=0, target_model="gpt-4.1-mini",
+                        ingest_options=IngestOptions(label_col="category"), workers=workers)
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_before
     summary = result.summary
     rows = summary["stages"][0]["rows_in"]
-    self_rss, child_rss = peak_rss_mib()
     print(f"ftdata curate: {rows:,} rows, {size_mb:,.1f} MB in {seconds:.1f} s → {rows / seconds:,.0f} rows/s, "
-          f"{size_mb / seconds:.1f} MB/s; peak RSS {self_rss:,.0f} MiB (largest worker {child_rss:,.0f} MiB)")
+          f"{size_mb / seconds:.1f} MB/s; {cpu:.1f} CPU-s (all processes)")
+    print(f"peak RSS: main process {memory.main:,.0f} MiB, largest worker {memory.worker:,.0f} MiB, "
+          f"all processes together {memory.total:,.0f} MiB")
     print(f"{'stage':<14}{'rows in':>12}{'rows out':>12}{'seconds':>10}")
     for stage in summary["stages"]:
-        print(f"{stage['name']:<14}{stage['rows_in']:>12,}{stage['rows_out']:>12,}{stage['seconds']:>10.2f}")
+        took = "  in ingest" if stage.get("in_ingest") else f"{stage['seconds']:>10.2f}"
+        print(f"{stage['name']:<14}{stage['rows_in']:>12,}{stage['rows_out']:>12,}{took:>10}")
     write = seconds - sum(s["seconds"] for s in summary["stages"])
     print(f"{'write+other':<14}{'':>24}{write:>10.2f}")
     near = next(s for s in result.reports if s.name == "near_dedup").stats
@@ -151,6 +204,7 @@ def run(data: Path, truth: Path | None, workdir: Path, workers: int, compare_nai
     if compare_naive:
         out = workdir / "naive-out"
         naive_result = naive.naive_curate(data, out)
+        print(f"load average after the baseline: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         ratio = naive_result["seconds"]["total"] / seconds
         print(f"naive baseline: {naive_result['seconds']['total']:.1f} s "
               f"({rows / naive_result['seconds']['total']:,.0f} rows/s) — ftdata is {ratio:.1f}x faster")
