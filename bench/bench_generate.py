@@ -1,9 +1,11 @@
 """Throughput of the local generator: useful new tokens/s at batch 1, 8 and 32, in fp32 and bf16.
 
-"Useful" tokens are a reply's tokens up to and including its end-of-sequence token; the padding a
-finished row keeps producing while the rest of its batch runs is not counted. Prompts are the synth
-stage's own self-instruct answer prompts (three seed exchanges under a system prompt, then a question),
-so prompt length and reply length are what `ftdata curate --synth` sees.
+"Useful" tokens are the tokens a reply is made of (up to its end-of-sequence token or its last allowed
+sentence). Prompts are the synth stage's own self-instruct answer prompts (two seed exchanges under the
+opening of a system prompt and a length rule, then a question) with the stage's sentence limit, so prompt
+and reply lengths are what `ftdata curate --synth` sees. `--engine generate` runs the same batches through
+`model.generate` (a static batch: every row runs until the longest reply ends, no sentence limit) for
+comparison with ftdata's decode loop, which drops each row from the batch when its reply ends.
 
     python bench/bench_generate.py                    # bundled SmolLM2-135M-Instruct, CPU threads = cores
     python bench/bench_generate.py --batches 1 8 --max-new-tokens 64 --model path/or/hf-id
@@ -19,8 +21,17 @@ import os
 import sys
 import time
 
-from ftdata.synth.base import GenerationRequest, GenerationSettings
-from ftdata.synth.local_generator import LoadedModel, available_cores, cpu_has_amx, cpu_supports_bf16, generate_batch
+from ftdata.synth.base import GenerationRequest, GenerationResult, GenerationSettings
+from ftdata.synth.execute import sentence_limit
+from ftdata.synth.local_generator import (
+    REPETITION_PENALTY,
+    TOP_P,
+    LoadedModel,
+    available_cores,
+    cpu_has_amx,
+    cpu_supports_bf16,
+    generate_batch,
+)
 from ftdata.synth.prompts import SeedExample, self_instruct_answer
 
 SYSTEM = "You are the support assistant of Ledgerly, an invoicing app for small businesses. Be brief and concrete."
@@ -40,10 +51,31 @@ QUESTIONS = [
 
 def requests_for(batch: int) -> list[GenerationRequest]:
     seeds = [SeedExample(str(i), SYSTEM, q, a, None) for i, (q, a) in enumerate(SEEDS)]
+    sentences = sentence_limit([a for _, a in SEEDS])
     return [
-        GenerationRequest(self_instruct_answer(seeds[i % 2: i % 2 + 3], QUESTIONS[i % len(QUESTIONS)]), seed=1000 + i)
+        GenerationRequest(self_instruct_answer(seeds[i % 3: i % 3 + 2], QUESTIONS[i % len(QUESTIONS)], sentences),
+                          seed=1000 + i, max_sentences=sentences)
         for i in range(batch)
     ]
+
+
+def static_generate(loaded: LoadedModel, requests: list[GenerationRequest], settings: GenerationSettings) -> list[GenerationResult]:
+    """The same batch through `model.generate`: useful tokens counted up to each row's end-of-sequence."""
+    import torch
+
+    tok = loaded.tokenizer
+    prompts = [tok.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) for r in requests]
+    batch = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(loaded.device)
+    torch.manual_seed(requests[0].seed)
+    with torch.inference_mode():
+        output = loaded.model.generate(**batch, max_new_tokens=settings.max_new_tokens, do_sample=True,
+                                       temperature=settings.temperature, top_p=TOP_P,
+                                       repetition_penalty=REPETITION_PENALTY, pad_token_id=tok.pad_token_id)
+    results = []
+    for tokens in output[:, batch["input_ids"].shape[1]:].tolist():
+        end = next((i for i, t in enumerate(tokens) if t in loaded.eos_ids), None)
+        results.append(GenerationResult("", "length" if end is None else "stop", 0, len(tokens) if end is None else end + 1))
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--engines", nargs="+", default=["loop"], choices=["loop", "generate"],
+                        help="loop: ftdata's decode loop (what the synth stage runs); generate: model.generate")
     parser.add_argument("--threads", type=int, default=available_cores())
     args = parser.parse_args(argv)
 
@@ -67,11 +101,13 @@ def main(argv: list[str] | None = None) -> int:
           f"torch {torch.__version__}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     settings = GenerationSettings(model=path, temperature=0.8, max_new_tokens=args.max_new_tokens)
-    print(f"{'dtype':>5} {'batch':>5} {'replies':>7} {'new tok':>8} {'ended':>5} {'seconds':>8} {'tok/s':>7}")
+    print(f"{'engine':>8} {'dtype':>5} {'batch':>5} {'replies':>7} {'new tok':>8} {'ended':>5} {'seconds':>8} {'tok/s':>7}")
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    for name in args.dtypes:
+    engines = {"loop": generate_batch, "generate": static_generate}
+    for engine, name in [(engine, name) for name in args.dtypes for engine in args.engines]:
+        run = engines[engine]
         loaded = LoadedModel(path, device, dtypes[name])
-        generate_batch(loaded, requests_for(2), GenerationSettings(model=path, max_new_tokens=4))  # warm-up
+        run(loaded, requests_for(2), GenerationSettings(model=path, max_new_tokens=4))  # warm-up
         for batch in args.batches:
             # Batch 1 replies vary in length: average a few.
             rounds = 3 if batch == 1 else 1
@@ -79,12 +115,12 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             for r in range(rounds):
                 requests = requests_for(batch) if r == 0 else requests_for(batch + r)[r:]
-                results = generate_batch(loaded, requests, settings)
+                results = run(loaded, requests, settings)
                 tokens += sum(res.tokens_out for res in results)
-                ended += sum(res.finish_reason == "stop" for res in results)
+                ended += sum(res.finish_reason != "length" for res in results)
                 replies += len(results)
             seconds = time.perf_counter() - started
-            print(f"{name:>5} {batch:>5} {replies:>7} {tokens:>8} {ended:>5} {seconds:>8.1f} {tokens / seconds:>7.1f}",
+            print(f"{engine:>8} {name:>5} {batch:>5} {replies:>7} {tokens:>8} {ended:>5} {seconds:>8.1f} {tokens / seconds:>7.1f}",
                   flush=True)
         del loaded
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -27,11 +27,7 @@ from ftdata.synth.plan import collect_seeds, plan_candidates
 from ftdata.synth.stage import META, STAGE, SynthConfig, synthesize
 
 SYSTEM = "You are the support assistant of Acme Cloud."
-WORDS = (
-    "invoice refund password login export team plan upgrade browser mobile token webhook storage quota "
-    "folder share backup restore calendar timezone currency receipt discount trial seat admin domain email "
-    "alert report chart filter import sync device tablet printer network proxy region language theme"
-).split()
+WORDS = ["invoice", "refund", "password", "login", "export", "team", "plan", "upgrade", "browser", "mobile", "token", "webhook", "storage", "quota", "folder", "share", "backup", "restore", "calendar", "timezone", "currency", "receipt", "discount", "trial", "seat", "admin", "domain", "email", "alert", "report", "chart", "filter", "import", "sync", "device", "tablet", "printer", "network", "proxy", "region", "language", "theme"]
 
 
 def unique_text(seed: int, words: int = 14) -> str:
@@ -248,7 +244,7 @@ def test_synthetic_rows_carry_provenance_outside_the_record(tmp_path: Path, supp
         assert [m["role"] for m in record["messages"]] == ["system", "user", "assistant"]
         assert record["messages"][0]["content"] == SYSTEM
         meta = row[META]
-        assert meta["method"] == "self-instruct" and meta["template_version"] == "1" and len(meta["seed_ids"]) == 2
+        assert meta["method"] == "self-instruct" and meta["template_version"] == "2" and len(meta["seed_ids"]) == 2
         assert {seeds[s] for s in meta["seed_ids"]} == {row[F.LABEL]}
         assert row[F.ID] == F.row_id(row[F.RECORD]) and row[F.SOURCE] == "synth"
     # The human rows come through untouched.
@@ -341,13 +337,12 @@ def test_balance_spends_on_the_smaller_label(tmp_path: Path, support_frame: pl.D
 def test_curate_with_synth_then_review_the_synthetic_rows(
     tmp_path: Path, store_dir: Path, support_rows: list[dict[str, Any]], httpx2_mock: Any
 ) -> None:
+    import httpx
     from click.testing import CliRunner
     from factories import write_jsonl
 
     from ftdata.cli import cli
     from ftdata.pipeline import curate
-
-    import httpx
 
     fake = FakeChatCompletions(response_cls=httpx.Response)
     httpx2_mock.post("https://api.openai.com/v1/chat/completions").mock(side_effect=fake)

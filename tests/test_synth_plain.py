@@ -55,7 +55,7 @@ class ScriptedModel:
         results = []
         for request in requests:
             # Pass 2 runs under the seeds' own system prompt, with the candidate's seed + 1.
-            answering = request.messages[0]["content"] == SYSTEM
+            answering = request.messages[0]["content"].startswith(SYSTEM)
             number = self.numbers[request.seed - 1] if answering else self.numbers[request.seed]
             text = ANSWERS[number] if answering else QUESTIONS[number]
             for stop in request.stop:  # as an API does: the reply ends before the stop string
@@ -80,6 +80,9 @@ def test_two_passes_question_then_answer_with_reasons(tmp_path: Path) -> None:
     assert [len(b) for b in model.batches] == [2, 1, 2, 2]
     # The seeds' questions are one line each: new questions end at their first line break.
     assert [r.stop for r in model.batches[0]] == [("\n",), ("\n",)] and model.batches[1][0].stop == ()
+    # Seeds have one sentence per question and per answer: so may the new ones, and pass 2 says so.
+    assert [r.max_sentences for batch in model.batches for r in batch] == [1, 1, 1, 1, 1, 1, 1]
+    assert model.batches[1][0].messages[0] == {"role": "system", "content": f"{SYSTEM}\n\nReply in at most 1 sentence."}
     rejected = {row[F.LINE]: row for row in result.rejected.iter_rows(named=True)}
     assert rejected[2][F.REASON] == "unparseable_output" and rejected[2][F.DETAIL] == "reply is empty"
     assert rejected[3][F.REASON] == "degenerate_repetition"

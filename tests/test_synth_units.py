@@ -13,10 +13,10 @@ from ftdata import frame as F
 from ftdata.synth import prompts
 from ftdata.synth.base import GenerationRequest, GenerationResult, GenerationSettings
 from ftdata.synth.cache import GenerationCache, generation_key
-from ftdata.synth.execute import style_cap
+from ftdata.synth.execute import sentence_limit, style_cap
 from ftdata.synth.plan import SEED_MAX_CHARS, collect_seeds, plan_candidates
 from ftdata.synth.prompts import SeedExample, UnparseableOutput
-from ftdata.synth.quality import repetition_problem
+from ftdata.synth.quality import repetition_problem, sentence_count, sentence_end
 from ftdata.synth.screen import allowed_synthetic
 
 SYSTEM = "You are the support assistant of Acme Cloud."
@@ -94,6 +94,39 @@ def test_style_cap_follows_the_seeds_and_stays_within_limits() -> None:
     assert style_cap([], 256, 96) == 256
 
 
+def test_a_long_system_prompt_is_cut_to_its_opening_sentences() -> None:
+    system = "You are Ledgerly's support assistant. " * 5 + "Never ask for passwords. " * 20
+    seeds = [SeedExample("a", system, "Q?", "A.", None)]
+    shown = prompts.self_instruct_answer(seeds, "New?", None)[0]["content"]
+    assert shown == ("You are Ledgerly's support assistant. " * 5 + "Never ask for passwords. " * 8).strip()
+    assert len(shown) <= prompts.PLAIN_SYSTEM_CHARS
+    assert prompts.self_instruct_answer([SeedExample("b", None, "Q?", "A.", None)], "New?", 2)[0] == {
+        "role": "system", "content": "Reply in at most 2 sentences."}
+
+
+@pytest.mark.parametrize(
+    ("text", "count", "first_end"),
+    [
+        ("Open Settings. Then click Save.", 2, 14),
+        ("Go to Billing, e.g. from the menu. Done!", 2, 34),
+        ("It costs 2.5 USD per seat. Steps:\n1. Open Plans\n2. Pick one", 2, 26),
+        ('She said "thanks." Then left', 2, 18),
+        ("Why was I charged twice?", 1, None),
+        ("   ", 0, None),
+    ],
+)
+def test_sentences_end_at_closing_punctuation_before_a_space(text: str, count: int, first_end: int | None) -> None:
+    assert sentence_count(text) == count
+    assert sentence_end(text, 1) == first_end
+
+
+def test_sentence_limit_is_the_seeds_95th_percentile() -> None:
+    answers = ["One. Two."] * 19 + ["One. Two. Three. Four. Five. Six."]
+    assert sentence_limit(answers) == 2
+    assert sentence_limit(["No punctuation at all"]) == 1
+    assert sentence_limit([]) is None
+
+
 def test_parse_json_fields_accepts_fenced_json_and_names_what_is_missing() -> None:
     assert prompts.parse_json_fields('```json\n{"user": " Hi ", "assistant": "Yo"}\n```', ("user", "assistant")) == {
         "user": "Hi", "assistant": "Yo"}
@@ -120,8 +153,8 @@ def test_plain_prompts_show_the_seeds_as_turns() -> None:
     question = prompts.self_instruct_question(seeds, "billing")
     assert [m["role"] for m in question] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert question[2]["content"] == "billing question 0?" and question[-1]["content"] == "Write a new message about billing."
-    answer = prompts.self_instruct_answer(seeds, "New question?")
-    assert answer[0] == {"role": "system", "content": SYSTEM}
+    answer = prompts.self_instruct_answer(seeds, "New question?", 3)
+    assert answer[0] == {"role": "system", "content": f"{SYSTEM}\n\nReply in at most 3 sentences."}
     assert answer[1:5] == [{"role": "user", "content": "billing question 0?"}, {"role": "assistant", "content": "billing answer 0."},
                            {"role": "user", "content": "billing question 1?"}, {"role": "assistant", "content": "billing answer 1."}]
     assert answer[-1] == {"role": "user", "content": "New question?"}
@@ -136,8 +169,8 @@ def test_plain_prompts_show_the_seeds_as_turns() -> None:
          "Some other words follow here. Please check your settings. Then restart the app now.", "occurs 3 times"),
         ("Open Billing. Download the invoice. Open Billing. Download the invoice. Contact us soon please.", None),
         ("| Plan | Price |\n| --- | --- | --- | --- | --- | --- | --- |\n| Pro | 10 |", None),
-        ("Go to Settings, choose Security and click Reset password. The link you get by email lasts one hour, "
-         "and you can ask for a new one any time from the same page.", None),
+        (("Go to Settings, choose Security and click Reset password. The link you get by email lasts one hour, "
+          "and you can ask for a new one any time from the same page."), None),
     ],
 )
 def test_repetition_problem(text: str, expected: str | None) -> None:

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
-FinishReason = Literal["stop", "length"]
+# "stop": the model ended the reply (or a stop string did); "length": the token cap cut it off;
+# "sentence_limit": it ended at the end of its last allowed sentence (`GenerationRequest.max_sentences`).
+FinishReason = Literal["stop", "length", "sentence_limit"]
 
 
 class SynthError(RuntimeError):
@@ -40,6 +42,10 @@ class GenerationRequest:
     json_object: bool = False
     # End the reply at the first of these strings (left out of the text), like Chat Completions `stop`.
     stop: tuple[str, ...] = ()
+    # End the reply after this many complete sentences (None: no limit), cut after the sentence's closing
+    # punctuation: a small model that never stops on its own ends on a sentence boundary instead of at the
+    # token cap. Plain-text generators honour it; API generators (which only get structured requests) ignore it.
+    max_sentences: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class GenerationResult:
     def from_json(cls, data: dict[str, Any]) -> GenerationResult:
         return cls(
             text=str(data["text"]),
-            finish_reason="length" if data["finish_reason"] == "length" else "stop",
+            finish_reason=data["finish_reason"] if data["finish_reason"] in ("length", "sentence_limit") else "stop",
             tokens_in=int(data["tokens_in"]),
             tokens_out=int(data["tokens_out"]),
             cost_usd=None if data.get("cost_usd") is None else float(data["cost_usd"]),

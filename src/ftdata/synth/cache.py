@@ -19,7 +19,7 @@ from ftdata.frame import canonical_json
 from ftdata.synth.base import GenerationRequest, GenerationResult, GenerationSettings
 
 # Bump when the meaning of a cached entry changes, so old entries stop matching.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def generation_key(generator: str, model: str, settings: GenerationSettings, request: GenerationRequest) -> str:
@@ -32,6 +32,7 @@ def generation_key(generator: str, model: str, settings: GenerationSettings, req
         "messages": request.messages,
         "json_object": request.json_object,
         "stop": list(request.stop),
+        "max_sentences": request.max_sentences,
         "temperature": settings.temperature,
         "max_new_tokens": settings.max_new_tokens,
         "seed": request.seed,

@@ -17,11 +17,17 @@ from dataclasses import dataclass, replace
 
 from ftdata.stage import Progress
 from ftdata.synth import prompts
-from ftdata.synth.base import GenerationRequest, GenerationResult, GenerationSettings, Generator, Usage
+from ftdata.synth.base import (
+    GenerationRequest,
+    GenerationResult,
+    GenerationSettings,
+    Generator,
+    Usage,
+)
 from ftdata.synth.cache import GenerationCache, generation_key
 from ftdata.synth.plan import Candidate
 from ftdata.synth.prompts import SeedExample
-from ftdata.synth.quality import repetition_problem
+from ftdata.synth.quality import repetition_problem, sentence_count
 
 SEED_MODULUS = 2**31
 QUESTION_CAP_FLOOR = 48
@@ -65,6 +71,17 @@ def reply_problem(result: GenerationResult, max_new_tokens: int) -> tuple[str, s
     return None
 
 
+def percentile_95(values: Sequence[int]) -> int:
+    """Nearest-rank 95th percentile: what a typical long seed reaches, ignoring a few outliers."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def sentence_limit(texts: Sequence[str]) -> int | None:
+    """Sentences a generated text of one role may have: the seeds' 95th percentile (None without seeds)."""
+    return max(1, percentile_95([sentence_count(t) for t in texts])) if texts else None
+
+
 def estimated_tokens(text: str) -> int:
     """A text's tokens without a tokenizer: English runs about 4 UTF-8 bytes a token (non-Latin scripts
     fewer bytes a token, where this under-counts; the 2x in `style_cap` covers that)."""
@@ -79,16 +96,17 @@ def style_cap(texts: Sequence[str], max_new_tokens: int, floor: int) -> int:
     """
     if not texts:
         return max_new_tokens
-    lengths = sorted(estimated_tokens(t) for t in texts)
-    typical = lengths[max(0, math.ceil(0.95 * len(lengths)) - 1)]  # nearest-rank 95th percentile
-    return min(max_new_tokens, max(floor, 2 * typical))
+    return min(max_new_tokens, max(floor, 2 * percentile_95([estimated_tokens(t) for t in texts])))
 
 
 class CandidateRunner:
     """Makes the examples of one chunk of candidates; safe to call from several threads.
 
-    Plain (two-pass) generation caps each pass at `style_cap` of the seeds' user messages and answers;
-    structured requests get `max_new_tokens` (API calls run side by side: one long reply delays no other).
+    Plain (two-pass) generation caps each pass at `style_cap` of the seeds' user messages and answers, and
+    ends a reply at the end of its last allowed sentence (`sentence_limit` of the seeds): SmolLM2-135M
+    rarely ends an answer on its own within twice the seeds' length, and a reply the cap cuts mid-sentence
+    is rejected as truncated. Structured requests get `max_new_tokens` (API calls run side by side: one
+    long reply delays no other).
     """
 
     def __init__(self, generator: Generator, model: str, settings: GenerationSettings, cache: GenerationCache,
@@ -105,6 +123,8 @@ class CandidateRunner:
             settings, max_new_tokens=style_cap([s.user for s in seeds], settings.max_new_tokens, QUESTION_CAP_FLOOR))
         self.answer_settings = replace(
             settings, max_new_tokens=style_cap([s.assistant for s in seeds], settings.max_new_tokens, ANSWER_CAP_FLOOR))
+        self.question_sentences = sentence_limit([s.user for s in seeds])
+        self.answer_sentences = sentence_limit([s.assistant for s in seeds])
 
     def complete(self, requests: Sequence[GenerationRequest], usage: Usage,
                  settings: GenerationSettings | None = None) -> list[GenerationResult]:
@@ -166,6 +186,7 @@ class CandidateRunner:
                 else prompts.self_instruct_question(list(c.seeds), c.label),
                 c.request_seed,
                 stop=self.question_stop,
+                max_sentences=None if paraphrase else self.question_sentences,
             )
             for c in chunk
         ]
@@ -187,8 +208,9 @@ class CandidateRunner:
                 pending.append(outcome)
         second = [
             GenerationRequest(
-                prompts.self_instruct_answer(list(o.candidate.seeds), o.user or ""),
+                prompts.self_instruct_answer(list(o.candidate.seeds), o.user or "", self.answer_sentences),
                 (o.candidate.request_seed + 1) % SEED_MODULUS,
+                max_sentences=self.answer_sentences,
             )
             for o in pending
         ]

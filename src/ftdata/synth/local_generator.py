@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ftdata.models import BUNDLED_NAME, ModelNotAvailable, resolve_model
-from ftdata.synth.base import GenerationRequest, GenerationResult, GenerationSettings, SynthError
+from ftdata.synth.base import (
+    FinishReason,
+    GenerationRequest,
+    GenerationResult,
+    GenerationSettings,
+    SynthError,
+)
+from ftdata.synth.quality import sentence_end
 
 if TYPE_CHECKING:
     import torch
@@ -137,51 +144,123 @@ class LocalGenerator:
 
 
 def generate_batch(loaded: LoadedModel, requests: Sequence[GenerationRequest], settings: GenerationSettings) -> list[GenerationResult]:
-    """One left-padded batch through `model.generate`; replies end at the first end-of-sequence token."""
+    """One left-padded batch, decoded token by token; a row leaves the batch as soon as its reply ends.
+
+    `model.generate` runs every row until the longest reply of the batch ends, so rows that finished early
+    keep costing a step each (on CPU a step costs about the same per row whatever the row holds). Here a
+    finished row is dropped from the batch and from the KV cache, so each step only runs unfinished rows.
+    A reply ends at an end-of-sequence token, a stop string, its sentence limit, or the token cap
+    (`finish_reason` "length": the stage rejects it as truncated).
+    """
     import torch
 
     tok = loaded.tokenizer
     prompts = [tok.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) for r in requests]
     batch = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(loaded.device)
-    sampling: dict[str, Any] = (
-        {"do_sample": True, "temperature": settings.temperature, "top_p": TOP_P}
-        if settings.temperature > 0
-        else {"do_sample": False}
-    )
-    # Stop strings apply to the whole batch in transformers: the synth stage sends uniform batches.
-    stops = requests[0].stop
-    if any(r.stop != stops for r in requests):
-        raise ValueError("a local generation batch must share its stop strings")
-    if stops:
-        sampling.update(stop_strings=list(stops), tokenizer=tok)
-    # One seed per batch: torch samples a batch from one generator. Each reply is cached under its
-    # own request seed, so a re-run reads back exactly these replies.
+    input_ids, mask = batch["input_ids"], batch["attention_mask"]
+    prompt_lengths = mask.sum(dim=1).tolist()
+    sampler = Sampler(settings, loaded.eos_ids)
+    replies = [ReplyState(r, tok, loaded.eos_ids) for r in requests]
+    active = list(range(len(requests)))  # row i of the running batch is request active[i]
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    history = input_ids  # prompt and reply so far, for the repetition penalty
+    # One seed per batch: torch samples a batch from one generator. Each reply is cached under its own
+    # request seed, so a re-run reads back exactly these replies.
     torch.manual_seed(requests[0].seed)
     with torch.inference_mode():
-        output = loaded.model.generate(
-            **batch,
-            max_new_tokens=settings.max_new_tokens,
-            repetition_penalty=REPETITION_PENALTY,
-            pad_token_id=tok.pad_token_id,
-            **sampling,
+        output = loaded.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                              logits_to_keep=1)
+        cache = output.past_key_values
+        next_position = positions[:, -1] + 1
+        for _ in range(settings.max_new_tokens):
+            tokens = sampler(history, output.logits[:, -1, :].float())
+            token_list = tokens.tolist()
+            keep = [row for row, index in enumerate(active)
+                    if not replies[index].add(token_list[row], settings.max_new_tokens)]
+            if not keep:
+                break
+            if len(keep) < len(active):
+                rows = torch.tensor(keep, device=tokens.device)
+                cache.batch_select_indices(rows)
+                tokens, history, mask, next_position = tokens[rows], history[rows], mask[rows], next_position[rows]
+                active = [active[row] for row in keep]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            history = torch.cat([history, tokens[:, None]], dim=1)
+            output = loaded.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
+                                  past_key_values=cache, use_cache=True)
+            next_position = next_position + 1
+    return [reply.result(int(length)) for reply, length in zip(replies, prompt_lengths, strict=True)]
+
+
+class Sampler:
+    """Next tokens from logits: repetition penalty (sparing the end-of-turn tokens), temperature, top-p.
+
+    `model.generate` penalises every token already in the prompt. In a chat prompt that includes the
+    end-of-turn token, which closes every turn (and is the padding): penalised, it made replies less
+    likely to end, and every reply that runs into the cap is a rejected candidate.
+    """
+
+    def __init__(self, settings: GenerationSettings, end_ids: set[int]) -> None:
+        from transformers.generation.logits_process import (
+            LogitsProcessorList,
+            RepetitionPenaltyLogitsProcessor,
+            TemperatureLogitsWarper,
+            TopPLogitsWarper,
         )
-    new_tokens = output[:, batch["input_ids"].shape[1]:].tolist()
-    prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
-    results = []
-    for tokens, prompt_length in zip(new_tokens, prompt_lengths, strict=True):
-        end = next((i for i, t in enumerate(tokens) if t in loaded.eos_ids), None)
-        kept = tokens if end is None else tokens[:end]
-        text = tok.decode(kept, skip_special_tokens=True)
-        stopped_at = min((i for i in (text.find(s) for s in stops) if i >= 0), default=None)
+
+        self.end_ids = sorted(end_ids)
+        self.penalty = RepetitionPenaltyLogitsProcessor(REPETITION_PENALTY)
+        self.sample = settings.temperature > 0
+        self.warpers = LogitsProcessorList(
+            [TemperatureLogitsWarper(settings.temperature), TopPLogitsWarper(TOP_P)] if self.sample else [])
+
+    def __call__(self, history: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        end_logits = logits[:, self.end_ids].clone()
+        scores = self.penalty(history, logits)
+        scores[:, self.end_ids] = end_logits
+        if not self.sample:
+            return scores.argmax(dim=-1)
+        scores = self.warpers(history, scores)
+        return torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+
+
+class ReplyState:
+    """The reply of one request as it is decoded, and whether (and why) it has ended."""
+
+    def __init__(self, request: GenerationRequest, tokenizer: Any, eos_ids: set[int]) -> None:
+        self.request = request
+        self.tokenizer = tokenizer
+        self.eos_ids = eos_ids
+        self.tokens: list[int] = []
+        self.text = ""
+        self.finish: FinishReason | None = None
+
+    def add(self, token: int, max_new_tokens: int) -> bool:
+        """Take the next token; True once the reply has ended."""
+        self.tokens.append(token)
+        if token in self.eos_ids:
+            self.finish = "stop"
+            return True
+        self.text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+        stopped_at = min((i for i in (self.text.find(s) for s in self.request.stop) if i >= 0), default=None)
         if stopped_at is not None:
-            text = text[:stopped_at]
-        results.append(
-            GenerationResult(
-                text=text,
-                finish_reason="length" if end is None and stopped_at is None else "stop",
-                tokens_in=int(prompt_length),
-                tokens_out=len(kept) + (0 if end is None else 1),
-                cost_usd=0.0,
-            )
+            self.text, self.finish = self.text[:stopped_at], "stop"
+        elif self.request.max_sentences is not None:
+            end = sentence_end(self.text, self.request.max_sentences)
+            if end is not None:
+                self.text, self.finish = self.text[:end], "sentence_limit"
+        if self.finish is None and len(self.tokens) >= max_new_tokens:
+            self.finish = "length"
+        return self.finish is not None
+
+    def result(self, prompt_tokens: int) -> GenerationResult:
+        return GenerationResult(
+            text=self.text,
+            # A reply still running when its batch ended: only possible at the cap.
+            finish_reason=self.finish or "length",
+            tokens_in=prompt_tokens,
+            tokens_out=len(self.tokens),
+            cost_usd=0.0,
         )
-    return results

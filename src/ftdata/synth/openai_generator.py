@@ -15,7 +15,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ftdata.pricing import chat_cost
-from ftdata.synth.base import GenerationRequest, GenerationResult, GenerationSettings, SynthError
+from ftdata.synth.base import (
+    GenerationRequest,
+    GenerationResult,
+    GenerationSettings,
+    SynthError,
+)
 
 if TYPE_CHECKING:
     import httpx2

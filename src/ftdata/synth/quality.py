@@ -1,4 +1,5 @@
-"""Checks on generated text that validation cannot make: repetition loops and replies cut off mid-way.
+"""Checks on generated text that validation cannot make: repetition loops and replies cut off mid-way; and
+the sentence counting that lets a reply end on a sentence boundary.
 
 Small models sampled at a useful temperature fall into loops now and then (about 3% of SmolLM2-135M
 replies without a repetition penalty; none of 381 in the sample-data demo with the local generator's
@@ -25,6 +26,11 @@ LONG_TEXT_WORDS = 80
 MIN_DISTINCT_SHARE = 0.25
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+# Where a sentence ends: closing punctuation (and closing quotes or brackets) followed by whitespace. Not the
+# dot of a list number or a decimal ("1. Open", "2.5 GB"), nor of "e.g." / "i.e." / "etc." / "vs.".
+_SENTENCE_BOUNDARY = re.compile(
+    r"(?<![0-9])(?<!\b\w)(?<!\be\.g)(?<!\bi\.e)(?<!\betc)(?<!\bvs)[.!?]+[\"'\u201d\u2019)\]]*(?=\s)"
+)
 
 
 def _tandem_repeat(words: list[str]) -> tuple[str, int] | None:
@@ -65,3 +71,21 @@ def repetition_problem(text: str) -> str | None:
     if len(words) >= LONG_TEXT_WORDS and len(set(words)) < MIN_DISTINCT_SHARE * len(words):
         return f"{len(set(words))} distinct words in {len(words)}"
     return None
+
+
+def sentence_end(text: str, sentences: int) -> int | None:
+    """Offset just past the closing punctuation of sentence number `sentences`, once the text after it has
+    begun (so the sentence is known to be over); None before that."""
+    for count, match in enumerate(_SENTENCE_BOUNDARY.finditer(text), start=1):
+        if count == sentences:
+            return match.end()
+    return None
+
+
+def sentence_count(text: str) -> int:
+    """Sentences in a finished text: the boundaries inside it, plus the last sentence."""
+    body = text.strip()
+    if not body:
+        return 0
+    ends = [m.end() for m in _SENTENCE_BOUNDARY.finditer(body)]
+    return len(ends) + (1 if not ends or body[ends[-1]:].strip() else 0)

@@ -48,7 +48,7 @@ class SynthConfig(StageConfig):
     generator: str = Field(default_factory=default_generator, description="Generator plugin (openai, local)")
     model: str | None = Field(default=None, description="Model; None: the generator's default")
     method: Literal["self-instruct", "paraphrase"] = Field(default="self-instruct", description="How examples are made")
-    k: int = Field(default=3, ge=1, le=20, description="Seed examples shown per self-instruct prompt")
+    k: int = Field(default=2, ge=1, le=20, description="Seed examples shown per self-instruct prompt")
     balance: bool = Field(default=False, description="Spend the budget on labels with the fewest rows first")
     max_share: float = Field(default=0.5, gt=0, le=1, description="Most synthetic rows as a share of the set")
     temperature: float = Field(default=0.8, ge=0, le=2, description="Sampling temperature")
