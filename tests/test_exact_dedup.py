@@ -139,3 +139,16 @@ def test_cli_flags_build_the_config_only_with_dedup() -> None:
     assert STAGE.config_from_cli({"dedup": False, "dedup_scope": "user"}) is None
     config = STAGE.config_from_cli({"dedup": True, "dedup_scope": "user", "dedup_keep": "longest"})
     assert config == ExactDedupConfig(scope="user", keep="longest")
+
+
+def test_keys_computed_in_slices_find_copies_across_slice_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftdata.stages import exact_dedup
+
+    examples = [chat(f"Question {i % 5}?", f"Answer {i % 5}.", SYSTEM) for i in range(23)]
+    examples[7] = chat("QUESTION 2?", "answer  2.", SYSTEM)  # a normalised copy of rows 2, 12, 17, 22
+    whole_kept, whole_rejected, _ = dedup(frame_of(examples))
+    monkeypatch.setattr(exact_dedup, "KEY_SLICE_ROWS", 3)  # 8 slices, 4 batches of 2, the last one short
+    kept, rejected, stats = dedup(frame_of(examples))
+    assert lines(kept) == lines(whole_kept) == [1, 2, 3, 4, 5]
+    assert lines(rejected) == lines(whole_rejected) == list(range(6, 24))
+    assert stats["duplicates"] == 18 and stats["groups"] == 5

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -180,3 +181,19 @@ def test_a_version_reads_back_when_index_columns_are_set_only_late(tmp_path: Pat
     frame = load_version_frame(result.version)
     assert frame.height == 320
     assert frame.get_column(F.GROUP).drop_nulls().unique().to_list() == ["t1"]
+
+
+def test_split_files_are_the_canonical_records_byte_for_byte(tmp_path: Path, store_dir: Path) -> None:
+    tricky = ['He said "no", then left;\ttabs, commas', "line one\nline two\r\n", "caf\u00e9 \u2028 \U0001f600 \\ back", "plain"]
+    rows = [{"messages": [{"role": "user", "content": f"{text} #{i}"}, {"role": "assistant", "content": text}]}
+            for i, text in enumerate(tricky * 5)]
+    data = tmp_path / "tricky.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    version = curate([data], store=store_dir).version
+    for name in ("train", "validation"):
+        raw = (version.path / f"{name}.jsonl").read_bytes()
+        expected = "".join(F.canonical_json(r) + "\n" for r in version.read_split(name)).encode()
+        assert raw == expected and raw.count(b"\n") == version.splits[name]["rows"]
+        assert version.splits[name]["sha256"] == hashlib.sha256(raw).hexdigest()
+        assert version.splits[name]["bytes"] == len(raw)
+    assert sum(version.splits[n]["rows"] for n in ("train", "validation")) == 20

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,7 @@ import polars as pl
 
 import ftdata
 from ftdata import frame as F
-from ftdata.store import MANIFEST, REJECTED, ROWS, SCHEMA_VERSION, Store, Version, dump_json, file_entry
+from ftdata.store import MANIFEST, REJECTED, ROWS, SCHEMA_VERSION, Store, Version, dump_json, file_entry, sha256_file
 
 if TYPE_CHECKING:
     from ftdata.pipeline import StageReport
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 SPLIT_ORDER = ("train", "validation", "test")
 ALWAYS_WRITTEN = ("train", "validation")
 PREFIX = "_ftdata_"
-WRITE_SLICE_ROWS = 20_000
 
 
 def label_distribution(frame: pl.DataFrame) -> dict[str, int]:
@@ -70,18 +69,13 @@ def index_frame(final: pl.DataFrame) -> pl.DataFrame:
     return final.select(columns).rename({c: c.removeprefix(PREFIX) for c in columns})
 
 
-def write_records(path: Path, records: pl.Series) -> dict[str, Any]:
-    """Write RECORD texts as JSON lines, WRITE_SLICE_ROWS at a time, hashing as they go; return the file's
-    manifest entry. Joining all rows at once held the texts three times over (list, joined str, bytes)."""
-    hasher = hashlib.sha256()
-    size = 0
-    with path.open("wb") as fh:
-        for start in range(0, len(records), WRITE_SLICE_ROWS):
-            data = ("\n".join(records.slice(start, WRITE_SLICE_ROWS).to_list()) + "\n").encode()
-            hasher.update(data)
-            fh.write(data)
-            size += len(data)
-    return {"path": path.name, "sha256": hasher.hexdigest(), "bytes": size, "rows": len(records)}
+def write_records(path: Path, records: pl.Series) -> None:
+    """RECORD texts as JSON lines. polars writes them (in Rust, on its threads) as a one-column CSV that is
+    never quoted: canonical JSON escapes every control character, so each record is one line as it is."""
+    if records.is_empty():
+        path.write_bytes(b"")
+        return
+    records.to_frame().write_csv(path, include_header=False, quote_style="never", line_terminator="\n")
 
 
 def cost_section(target_model: str, train_tokens: int | None, n_train: int) -> dict[str, Any] | None:
@@ -111,13 +105,19 @@ def write_version(
         raise ValueError("the recipe has no split stage: rows have no split to be written to")
     names = split_names(final)
     tmp = store.tmp_dir(dataset, vid)
+    # Split files are hashed on a thread (hashlib and file reads release the GIL) while the rest is written.
+    hashing = ThreadPoolExecutor(max_workers=1)
     try:
         splits: dict[str, dict[str, Any]] = {}
+        hashes: dict[str, Future[str]] = {}
         index_parts: list[pl.DataFrame] = []
         has_tokens = F.TOKENS in final.columns
         for name in names:
             part = final.filter(pl.col(F.SPLIT) == name)
-            entry = write_records(tmp / f"{name}.jsonl", part.get_column(F.RECORD))
+            path = tmp / f"{name}.jsonl"
+            write_records(path, part.get_column(F.RECORD))
+            hashes[name] = hashing.submit(sha256_file, path)
+            entry: dict[str, Any] = {"path": path.name, "sha256": "", "bytes": path.stat().st_size, "rows": part.height}
             entry["synthetic"] = int(part.get_column(F.ORIGIN).str.starts_with("synthetic").sum())
             entry["labels"] = label_distribution(part) if part.get_column(F.LABEL).null_count() < part.height else {}
             if has_tokens:
@@ -136,6 +136,8 @@ def write_version(
             "rejected": file_entry(tmp / REJECTED, rejected.height),
             "rows": file_entry(tmp / ROWS, final.height),
         }
+        for name, digest in hashes.items():
+            splits[name]["sha256"] = digest.result()
 
         by_reason: dict[str, int] = {}
         for report in reports:
@@ -174,8 +176,10 @@ def write_version(
                 manifest["cost"] = cost
         (tmp / MANIFEST).write_bytes(dump_json(manifest))
     except BaseException:
+        hashing.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    hashing.shutdown()
     return store.commit(tmp, dataset, vid), manifest
 
 

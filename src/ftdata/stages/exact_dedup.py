@@ -39,6 +39,7 @@ _OTHER_WHITESPACE = ["\\n", "\\r", "\\t", "\\f", "\\u000b", "\u0085", "\u00a0", 
 _ESCAPED_BACKSLASH = "\x00"  # cannot occur raw in JSON text, so it can stand for an escaped backslash
 _HASH_SEED = 0x5EED
 KEY_SLICE_ROWS = 50_000
+KEY_SLICES_AT_ONCE = 2
 
 
 class ExactDedupConfig(StageConfig):
@@ -79,12 +80,15 @@ def representatives(frame: pl.DataFrame, config: ExactDedupConfig) -> pl.DataFra
     """Per row: its key hash (null = not compared) and the row index of its group's kept row."""
     text = normalised(config.scope)
     key = pl.when(text.is_not_null()).then(text.hash(_HASH_SEED)).alias("__key")
-    # Slice by slice: over the whole frame at once the normalised text existed for every row (+1x the
-    # records' size at peak, even with the streaming engine); a slice's text is freed before the next.
-    keys = pl.concat(
-        [frame.slice(start, KEY_SLICE_ROWS).select(key).get_column("__key") for start in range(0, frame.height, KEY_SLICE_ROWS)]
-        or [pl.Series("__key", [], dtype=pl.UInt64())]
-    )
+    # A few slices at a time: over the whole frame the normalised text existed for every row (+1x the
+    # records' size at peak, even with the streaming engine). Lazy, so the text is computed once for the
+    # null test and the hash (eager evaluation did it twice), and slices of a batch run on parallel threads.
+    starts = range(0, frame.height, KEY_SLICE_ROWS)
+    parts: list[pl.Series] = [pl.Series("__key", [], dtype=pl.UInt64())]
+    for batch in range(0, len(starts), KEY_SLICES_AT_ONCE):
+        lazy = [frame.slice(start, KEY_SLICE_ROWS).lazy().select(key) for start in starts[batch : batch + KEY_SLICES_AT_ONCE]]
+        parts += [keys.get_column("__key") for keys in pl.collect_all(lazy)]
+    keys = pl.concat(parts)
     by, descending = keep_order(config.keep)
     table = frame.select(F.RECORD, F.ORIGIN).with_columns(keys, pl.int_range(pl.len(), dtype=pl.Int64).alias("__row"))
     return table.select(
