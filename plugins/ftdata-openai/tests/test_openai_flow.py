@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx2
 import orjson
 from fake_openai import FakeOpenAI, error
-from ftdata.runs import list_runs, load_run
+from ftdata.runs import list_runs
 from ftdata.store import Store, Version
 from openai_testdata import API_KEY, MODEL, files_mentioning, preference_row, write_version
 
