@@ -217,3 +217,10 @@ def test_allowed_synthetic_share() -> None:
     assert allowed_synthetic(frame(10, 0), 0.2) == 2
     assert allowed_synthetic(frame(3, 5), 0.5) == 0
     assert allowed_synthetic(frame(10, 0), 1.0) is None
+
+
+def test_generation_threads_stay_within_this_process_cores() -> None:
+    from ftdata.synth.local_generator import available_cores, generation_threads
+
+    threads = generation_threads()
+    assert 1 <= threads <= available_cores()

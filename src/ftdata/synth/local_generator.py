@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,40 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+# How long `generation_threads` watches the machine before a batch (jiffies are 10 ms: 20 per core).
+IDLE_WINDOW_S = 0.2
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(idle, total) jiffies of all CPUs from /proc/stat; None where there is no /proc/stat."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + fields[4], sum(fields)  # idle + iowait, all
+
+
+def generation_threads() -> int:
+    """Threads for the next batch: this process's cores, less those other processes keep busy right now.
+
+    torch's threads meet at a barrier many times per token; with another process on one of two cores,
+    2 threads made a decode step 5-20x slower than 1 (the descheduled thread holds up every barrier), while
+    1 thread on a free core is at worst 2x slower than 2. The synth stage is idle while this samples.
+    """
+    cores = available_cores()
+    before = cpu_times()
+    if before is None or cores == 1:
+        return cores
+    time.sleep(IDLE_WINDOW_S)
+    after = cpu_times()
+    if after is None or after[1] <= before[1]:
+        return cores
+    idle_share = (after[0] - before[0]) / (after[1] - before[1])
+    idle_cores = round(idle_share * (os.cpu_count() or cores))
+    return max(1, min(cores, idle_cores))
 
 
 def cpu_supports_bf16() -> bool:
@@ -134,9 +169,9 @@ class LocalGenerator:
         loaded = self._model(settings)
         threads = torch.get_num_threads()
         if loaded.device == "cpu":
-            # torch defaults to the machine's cores even when this process may use fewer; oversubscribed
-            # threads made generation 5-10x slower here.
-            torch.set_num_threads(available_cores())
+            # Set here, in the thread that runs the batch: torch defaults to the machine's cores even when
+            # this process may use fewer, and cores other processes keep busy cost far more than they give.
+            torch.set_num_threads(generation_threads())
         try:
             return generate_batch(loaded, requests, settings)
         finally:
