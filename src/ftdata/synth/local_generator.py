@@ -179,32 +179,27 @@ class LocalGenerator:
 
 
 def generate_batch(loaded: LoadedModel, requests: Sequence[GenerationRequest], settings: GenerationSettings) -> list[GenerationResult]:
-    """One left-padded batch, decoded token by token; a row leaves the batch as soon as its reply ends.
+    """One batch, decoded token by token; a row leaves the batch as soon as its reply ends.
 
-    `model.generate` runs every row until the longest reply of the batch ends, so rows that finished early
-    keep costing a step each (on CPU a step costs about the same per row whatever the row holds). Here a
-    finished row is dropped from the batch and from the KV cache, so each step only runs unfinished rows.
-    A reply ends at an end-of-sequence token, a stop string, its sentence limit, or the token cap
-    (`finish_reason` "length": the stage rejects it as truncated).
+    `model.generate` runs every row until the longest reply of the batch ends, and a finished row costs
+    about as much per step as a running one. Here a finished row is dropped from the batch and from the
+    KV cache, so each step only runs unfinished rows. A reply ends at an end-of-sequence token, a stop
+    string, its sentence limit, or the token cap (`finish_reason` "length": the stage rejects it as
+    truncated).
     """
     import torch
 
     tok = loaded.tokenizer
     prompts = [tok.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) for r in requests]
-    batch = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(loaded.device)
-    input_ids, mask = batch["input_ids"], batch["attention_mask"]
-    prompt_lengths = mask.sum(dim=1).tolist()
+    token_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
     sampler = Sampler(settings, loaded.eos_ids)
     replies = [ReplyState(r, tok, loaded.eos_ids) for r in requests]
     active = list(range(len(requests)))  # row i of the running batch is request active[i]
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    history = input_ids  # prompt and reply so far, for the repetition penalty
     # One seed per batch: torch samples a batch from one generator. Each reply is cached under its own
     # request seed, so a re-run reads back exactly these replies.
     torch.manual_seed(requests[0].seed)
     with torch.inference_mode():
-        output = loaded.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                              logits_to_keep=1)
+        output, history, mask, positions = prefill(loaded, token_ids)
         cache = output.past_key_values
         next_position = positions[:, -1] + 1
         for _ in range(settings.max_new_tokens):
@@ -224,7 +219,47 @@ def generate_batch(loaded: LoadedModel, requests: Sequence[GenerationRequest], s
             output = loaded.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
                                   past_key_values=cache, use_cache=True)
             next_position = next_position + 1
-    return [reply.result(int(length)) for reply, length in zip(replies, prompt_lengths, strict=True)]
+    return [reply.result(len(ids)) for reply, ids in zip(replies, token_ids, strict=True)]
+
+
+def shared_prefix_length(token_ids: Sequence[Sequence[int]]) -> int:
+    """Leading tokens all prompts share, leaving each prompt at least one token of its own."""
+    shortest = min(len(ids) for ids in token_ids)
+    length = 0
+    while length < shortest - 1 and all(ids[length] == token_ids[0][length] for ids in token_ids):
+        length += 1
+    return length
+
+
+def prefill(loaded: LoadedModel, token_ids: Sequence[Sequence[int]]) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Read the prompts into the KV cache: (model output, token ids, attention mask, position ids).
+
+    Prompts of a run share their opening (chat template and system turn), and reading prompt tokens is
+    most of a CPU batch's time, so the shared prefix is read once and its cache copied to every row. Each
+    row is then [prefix][padding][own tokens]: the padding sits between the parts, masked out, and
+    position ids skip it, so every row sees exactly its own prompt.
+    """
+    import torch
+
+    device = loaded.device
+    shared = shared_prefix_length(token_ids)
+    own = [ids[shared:] for ids in token_ids]
+    width = max(len(ids) for ids in own)
+    pad = loaded.tokenizer.pad_token_id
+    suffix = torch.tensor([[pad] * (width - len(ids)) + list(ids) for ids in own], dtype=torch.long, device=device)
+    suffix_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in own], dtype=torch.long,
+                               device=device)
+    rows = len(token_ids)
+    prefix = torch.tensor([list(token_ids[0][:shared])], dtype=torch.long, device=device).expand(rows, shared)
+    mask = torch.cat([torch.ones_like(prefix), suffix_mask], dim=1)
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    cache = None
+    if shared:
+        cache = loaded.model(input_ids=prefix[:1], use_cache=True, logits_to_keep=1).past_key_values
+        cache.batch_repeat_interleave(rows)
+    output = loaded.model(input_ids=suffix, attention_mask=mask, position_ids=positions[:, shared:],
+                          past_key_values=cache, use_cache=True, logits_to_keep=1)
+    return output, torch.cat([prefix, suffix], dim=1), mask, positions
 
 
 class Sampler:
