@@ -35,6 +35,8 @@ CHUNK_BYTES = 16 << 20
 # Parallel reading has fixed and per-byte overhead (fresh interpreters importing polars, frames handed back
 # as Arrow files); measured here, one process still won on a 200 MB file and two won from ~600 MB.
 PARALLEL_MIN_BYTES = 256 << 20
+# With a run's shared pool, started and warming before ingest, there is no start-up cost to win back.
+SHARED_PARALLEL_MIN_BYTES = 64 << 20
 RANGE_BYTES = 32 << 20
 
 
@@ -50,7 +52,9 @@ def read_jsonl(
     plan = plan_for_objects(_iter_objects(path), source, options)
     layout = plan.layout if plan else None
     size = path.stat().st_size
-    if workers > 1 and size >= (PARALLEL_MIN_BYTES if parallel_min_bytes is None else parallel_min_bytes):
+    if parallel_min_bytes is None:
+        parallel_min_bytes = PARALLEL_MIN_BYTES if pool is None else SHARED_PARALLEL_MIN_BYTES
+    if workers > 1 and size >= parallel_min_bytes:
         return _read_parallel(path, source, plan, size, workers, row_steps, pool)
     hasher = hashlib.sha256()
     rows, lines = parse_range(path, source, 0, size, plan, hasher, row_steps)
@@ -194,25 +198,36 @@ def _read_parallel(
     row_steps: Sequence[RowStep],
     shared: Executor | None,
 ) -> FileRows:
-    ranges = _split(path, size, max(workers, -(-size // RANGE_BYTES)))
+    # At least 4 ranges per worker: the workers of a shared pool may still be warming up when the first
+    # ranges are handed out, and the main process reads the first range itself meanwhile.
+    ranges = _split(path, size, max(4 * workers, -(-size // RANGE_BYTES)))
     parts: list[list[pl.DataFrame]] = [[], [], []]  # kept, rejected, rejected by a row stage
     stats: list[dict[str, Any]] = [{} for _ in row_steps]
     offset = 0
+
+    def add(frames: Sequence[pl.DataFrame], lines: int, range_stats: list[dict[str, Any]]) -> None:
+        nonlocal offset, stats
+        for part, frame in zip(parts, frames, strict=True):
+            part.append(shift_lines(frame, offset))
+        stats = [merge_stats(a, b) for a, b in zip(stats, range_stats, strict=True)]
+        offset += lines
+
     with tempfile.TemporaryDirectory(prefix="ftdata-ingest-") as out:
         try:
             with pool_for(shared, min(workers, len(ranges))) as pool:
                 jobs = [
                     pool.submit(_parse_range_job, str(path), source, start, end, plan, out, tuple(row_steps))
-                    for start, end in ranges
+                    for start, end in ranges[1:]
                 ]
+                first, lines = parse_range(path, source, *ranges[0], plan, row_steps=row_steps)
+                add((first.kept_frame(), first.rejected_frame(), first.stage_rejected_frame()), lines,
+                    first.row_runner.stats())
+                del first
                 sha256 = sha256_file(path)  # hashed here while the workers parse
                 for job in jobs:  # in range order, so the result does not depend on `workers`
                     files, lines, job_stats = job.result()
-                    for part, file in zip(parts, files, strict=True):
-                        # Read as bytes, not from the path: polars may memory-map a path, and the files go away.
-                        part.append(shift_lines(pl.read_ipc(Path(file).read_bytes()), offset))
-                    stats = [merge_stats(a, b) for a, b in zip(stats, job_stats, strict=True)]
-                    offset += lines
+                    # Read as bytes, not from the path: polars may memory-map a path, and the files go away.
+                    add([pl.read_ipc(Path(file).read_bytes()) for file in files], lines, job_stats)
         except BrokenProcessPool as exc:
             raise IngestError(f"{source}: a worker process died while reading the file ({exc}). {GUARD_HINT}") from exc
     kept, rejected, stage_rejected = (pl.concat(part) for part in parts)
