@@ -233,3 +233,13 @@ def test_shared_prefix_leaves_every_prompt_a_token_of_its_own() -> None:
     assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
     assert shared_prefix_length([[7, 8, 9]]) == 2
     assert shared_prefix_length([[1, 2], [3, 2]]) == 0
+
+
+def test_chunks_are_even_so_no_batch_runs_nearly_empty() -> None:
+    from ftdata.synth.execute import even_chunks
+
+    plan = plan_candidates(seeds_by_label({"billing": 3}), {}, 200, "self-instruct", 2, False, random.Random(0))
+    assert [len(c) for c in even_chunks(plan, 64)] == [50, 50, 50, 50]
+    assert [len(c) for c in even_chunks(plan[:5], 2)] == [2, 2, 1]
+    assert [c.number for chunk in even_chunks(plan, 64) for c in chunk] == list(range(1, 201))
+    assert even_chunks([], 32) == []

@@ -226,12 +226,20 @@ class CandidateRunner:
         return outcomes
 
 
+def even_chunks(candidates: Sequence[Candidate], most: int) -> list[Sequence[Candidate]]:
+    """As few chunks of at most `most` as it takes, of (nearly) equal size: 200 at 64 makes 4 of 50, not
+    64, 64, 64 and 8, since a small last batch costs a local model nearly as much per step as a full one."""
+    count = -(-len(candidates) // most)
+    size = -(-len(candidates) // count) if count else most
+    return [candidates[i:i + size] for i in range(0, len(candidates), size)]
+
+
 def run_candidates(
     candidates: Sequence[Candidate], runner: CandidateRunner, chunk_size: int, workers: int, cap: SpendCap,
     progress: Progress,
 ) -> tuple[list[Outcome], Usage, bool]:
     """Outcomes of a prefix of `candidates` (all of them unless the cap stops it), usage, whether it did."""
-    chunks = [candidates[i:i + chunk_size] for i in range(0, len(candidates), chunk_size)]
+    chunks = even_chunks(candidates, chunk_size)
     outcomes: list[Outcome] = []
     usage = Usage()
     futures: list[Future[tuple[list[Outcome], Usage]]] = []
