@@ -53,7 +53,7 @@ class SynthConfig(StageConfig):
     max_share: float = Field(default=0.5, gt=0, le=1, description="Most synthetic rows as a share of the set")
     temperature: float = Field(default=0.8, ge=0, le=2, description="Sampling temperature")
     max_new_tokens: int = Field(default=256, ge=1, description="Token cap per reply (replies hitting it are rejected)")
-    batch_size: int = Field(default=32, ge=1, description="Requests per batch (local generator)")
+    batch_size: int = Field(default=64, ge=1, description="Requests per batch (local generator)")
     concurrency: int = Field(default=4, ge=1, le=64, description="Requests in flight (API generators)")
     max_cost_usd: float | None = Field(default=None, gt=0, description="Stop generating once this much is spent")
     max_tokens: int | None = Field(default=None, ge=1, description="Stop generating once this many tokens are used")
@@ -249,7 +249,7 @@ STAGE = Stage(
                      help="Most synthetic rows as a share of the final set (default 0.5)."),
         click.Option(["--synth-balance"], is_flag=True, default=False,
                      help="Spend the budget on the labels with the fewest rows first."),
-        click.Option(["--synth-batch-size"], type=int, default=None, help="Batch size of the local generator (default 32)."),
+        click.Option(["--synth-batch-size"], type=int, default=None, help="Batch size of the local generator (default 64)."),
         click.Option(["--synth-concurrency"], type=int, default=None, help="Requests in flight for API generators (default 4)."),
     ],
     config_from_cli=_config_from_cli,
