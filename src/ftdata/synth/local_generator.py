@@ -1,4 +1,5 @@
-"""`local`: a transformers causal LM on this machine (CPU or CUDA), batched generation with left padding.
+"""`local`: a transformers causal LM on this machine (CPU or CUDA), batched generation by ftdata's own
+decode loop (shared prompt prefix read once, finished rows dropped from the batch; see `generate_batch`).
 
 With no model named it runs the bundled SmolLM2-135M-Instruct (`ftdata.models`), so synthesis works
 offline; any Hugging Face model directory or hub id works too. Precision: bf16 on CUDA, and on CPUs with
