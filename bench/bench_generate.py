@@ -12,7 +12,7 @@ comparison with ftdata's decode loop, which drops each row from the batch when i
 
 Measured on the 2-core dev machine (no AMX, fp32, load average 1.1 before): 21 / 51 / 80 / 86 useful
 tokens/s at batch 1 / 8 / 32 / 64, all replies ended (HEAD before the decode loop, 3 seeds + the whole
-system prompt, `model.generate`: 25 / 40 / 54 at 1 / 8 / 32, 3 of 35 replies at the cap). Replies are
+system prompt, `model.generate`: 25 / 40 / 54 at 1 / 8 / 32, 4 of 43 replies at the cap). Replies are
 shorter now, so time per reply says more: 0.44 s at batch 32 against 1.03 s before.
 
 Other processes on the machine change the numbers a lot (2 threads fell 5-10x here with the other core
