@@ -53,11 +53,25 @@ def frame_path(result_frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, 
     return validated.kept, rejected, [normalized.stats, validated.stats]
 
 
-@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+@pytest.mark.parametrize("suffix", ["jsonl", "csv", "parquet"])
 def test_fused_ingest_gives_the_frame_paths_rows_rejects_and_stats(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"rows.{suffix}"
     if suffix == "jsonl":
-        path.write_text("\n".join(messy_rows(60)) + "\n", encoding="utf-8")
+        rows = messy_rows(60)
+        # Keys out of order in a bad content part: the detail quotes it, the same way on both paths.
+        rows[8] = json.dumps({"messages": [{"role": "user", "content": [{"type": "foo", "text": "x"}]},
+                                           {"role": "assistant", "content": "ok"}], "category": "c2"})
+        path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    elif suffix == "parquet":
+        # Binary text (which ingest writes as text) and a NaN weight (null in JSON).
+        pl.DataFrame({
+            "messages": [
+                [{"role": "user", "content": f"  q{i} cafe\u0301 ".encode(), "weight": None},
+                 {"role": "assistant", "content": f"a{i}".encode() if i % 5 else b"", "weight": float("nan") if i == 3 else None}]
+                for i in range(12)
+            ],
+            "category": [f"c{i % 2}" for i in range(12)],
+        }).write_parquet(path)
     else:
         lines = ["question,answer,category"] + [f'"  q{i} cafe\u0301 ","a{i}  ",c{i % 2}' for i in range(20)]
         lines[4] = '"q3",,c1'  # an empty answer: validate rejects it
@@ -135,3 +149,18 @@ def test_required_stages_are_added_in_their_order(given: list[str], expected: li
     from ftdata.recipe import build_steps
 
     assert [s.stage.name for s in build_steps([(name, {}) for name in given])] == expected
+
+
+def test_a_row_too_deep_to_serialise_is_counted_by_no_row_stage(tmp_path: Path) -> None:
+    deep: Any = "bottom"
+    for _ in range(300):  # orjson reads 1024 levels but writes 254
+        deep = [deep]
+    rows = messy_rows(10)
+    rows[3] = json.dumps({"messages": [{"role": "user", "content": " padded "}], "category": "c0", "deep": deep})
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    plain = ingest([path], IngestOptions(label_col="category"))
+    fused = ingest([path], IngestOptions(label_col="category"), row_steps=STEPS)
+    _, _, stats = frame_path(plain.frame)
+    assert fused.stage_stats == stats
+    assert fused.rejected.get_column(F.REASON).to_list() == ["too_deeply_nested", "invalid_json"]  # lines 4 and 6

@@ -46,7 +46,8 @@ def chats(n: int) -> Iterator[str]:
         yield json.dumps({
             "messages": [
                 {"role": "user", "content": base + (" please" if i % 3 else "")},
-                {"role": "assistant", "content": f"Open invoice {i % 40}, choose Export, then CSV. Row {i // 40} keeps the currency."},
+                # Every 50th reply is empty: validate rejects it inside the parallel reader.
+                {"role": "assistant", "content": "" if i % 50 == 7 else f"Open invoice {i % 40}, choose Export, then CSV. Row {i // 40} keeps the currency."},
             ],
             "category": f"c{i % 4}",
         })
@@ -64,7 +65,7 @@ def test_one_shared_pool_for_ingest_near_dedup_and_tokens_gives_the_in_process_v
     # Thresholds down so that 400 rows take every parallel path: the pool, parallel reading, MinHash and
     # Jaccard tasks, token counting.
     monkeypatch.setattr(pipeline, "SHARED_POOL_MIN_BYTES", 0)
-    monkeypatch.setattr(jsonl, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(jsonl, "SHARED_PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(near_dedup, "PARALLEL_MIN_ROWS", 0)
     monkeypatch.setattr(near_dedup, "CHUNK_ROWS", 50)
     monkeypatch.setattr(tokenizer, "PARALLEL_MIN_BYTES", 0)
@@ -84,5 +85,6 @@ def test_one_shared_pool_for_ingest_near_dedup_and_tokens_gives_the_in_process_v
     assert pooled.version.version == alone.version.version
     for name in ("train.jsonl", "validation.jsonl", "rejected.jsonl", "rows.jsonl"):
         assert (pooled.version.path / name).read_bytes() == (alone.version.path / name).read_bytes(), name
-    near = next(s for s in pooled.manifest["stages"] if s["name"] == "near_dedup")
-    assert near["rejected"] > 0  # the data has near duplicates for the pool to find
+    stages = {s["name"]: s for s in pooled.manifest["stages"]}
+    assert stages["near_dedup"]["rejected"] > 0  # the data has near duplicates for the pool to find
+    assert stages["validate"]["rejected_by_reason"] == {"empty_content": 8}

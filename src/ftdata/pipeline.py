@@ -245,8 +245,8 @@ def curate(
     # Millions of small objects are created and none are cyclic: the cyclic GC only costs time here.
     gc_was_enabled = gc.isenabled()
     gc.disable()
-    ctx.pool = shared_pool(inputs, built, target_model, workers)
     try:
+        ctx.pool = shared_pool(inputs, built, target_model, workers)
         ingested = ingest([str(p) for p in inputs], ingest_options, workers=workers, row_steps=row_steps, pool=ctx.pool)
         vid = version_id(ingested.inputs, ingest_options, built, seed, target_model, None)
         ingest_seconds = time.perf_counter() - ingest_started

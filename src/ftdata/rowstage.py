@@ -40,6 +40,10 @@ class RowOp(Protocol):
         """Counts so far: nested dicts of ints, summed across workers (`merge_stats`)."""
         ...
 
+    def undo(self) -> None:
+        """Take the last `apply` back out of the counts (its record could not be serialised after all)."""
+        ...
+
 
 @dataclass(frozen=True)
 class RowStep:
@@ -56,17 +60,26 @@ class RowRunner:
     def __init__(self, steps: Sequence[RowStep]) -> None:
         self.steps = list(steps)
         self.ops = [(step.stage, step.factory(step.config)) for step in self.steps]
+        self.applied = 0  # steps the last record went through
 
     def __bool__(self) -> bool:
         return bool(self.ops)
 
     def apply(self, record: Any, kind: str) -> tuple[str, str, str] | None:
         """None when every step keeps the record, else (stage, reason, detail) of the step that rejects it."""
-        for stage, op in self.ops:
+        for applied, (stage, op) in enumerate(self.ops, 1):
             verdict = op.apply(record, kind)
             if verdict is not True and verdict is not False:
+                self.applied = applied
                 return stage, verdict[0], verdict[1]
+        self.applied = len(self.ops)
         return None
+
+    def undo(self) -> None:
+        """Take the last record back out of every step's counts."""
+        for _, op in self.ops[: self.applied]:
+            op.undo()
+        self.applied = 0
 
     def stats(self) -> list[dict[str, Any]]:
         return [op.stats() for _, op in self.ops]

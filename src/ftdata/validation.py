@@ -72,9 +72,19 @@ def validate_record(obj: Any, kind: str = "chat") -> list[Problem]:
 
 
 def _show(value: Any, limit: int = 60) -> str:
-    """A short repr for details: rows can hold megabytes, a message should not."""
-    text = repr(value)
+    """A short repr for details: rows can hold megabytes, a message should not. Dict keys are sorted, so
+    the detail does not depend on the input's key order (ingest checks records before they are
+    serialised with sorted keys; `check` and the frame path see them after)."""
+    text = repr(_sorted_keys(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _sorted_keys(value: Any) -> Any:
+    if type(value) is dict:
+        return {k: _sorted_keys(value[k]) for k in sorted(value, key=str)}
+    if type(value) is list:
+        return [_sorted_keys(v) for v in value]
+    return value
 
 
 def _unknown_keys(obj: dict[str, Any], allowed: frozenset[str], where: str, problems: list[Problem]) -> None:

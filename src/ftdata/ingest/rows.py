@@ -70,8 +70,18 @@ class RowCollector:
             return "not_an_object", f"holds a JSON {json_type(obj)}, not an object"
         try:
             record, label, group = self.map(obj)
-            verdict = self.row_runner.apply(record, self.plan.kind) if self.row_runner else None
-            data = orjson.dumps(record, default=self.dumps_default, option=orjson.OPT_SORT_KEYS)
+            verdict = None
+            if self.row_runner:
+                if self.dumps_default is not None:
+                    # Row ops must see what the frame path parses back from RECORD: JSON values only
+                    # (Parquet's bytes, dates and decimals become text, NaN null).
+                    record = orjson.loads(orjson.dumps(record, default=self.dumps_default))
+                verdict = self.row_runner.apply(record, self.plan.kind)
+            try:
+                data = orjson.dumps(record, default=self.dumps_default, option=orjson.OPT_SORT_KEYS)
+            except orjson.JSONEncodeError:
+                self.row_runner.undo()  # the row never becomes a record: the frame path would not count it
+                raise
         except RowRejected as exc:
             return exc.reason, exc.detail
         except orjson.JSONEncodeError as exc:

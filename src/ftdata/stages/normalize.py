@@ -103,12 +103,19 @@ class NormalizeOp:
         self.system = self.fix(config.system) if config.system is not None else None
         self.changed = 0
         self.added = 0
+        self.last = (False, False)  # what the last apply counted
 
     def apply(self, record: Any, kind: str) -> bool:
         _, changed, added = _normalize(record, kind, self.fix, self.system)
         self.changed += changed
         self.added += added
+        self.last = (changed, added)
         return changed
+
+    def undo(self) -> None:
+        self.changed -= self.last[0]
+        self.added -= self.last[1]
+        self.last = (False, False)
 
     def unparsable(self, text: str | None) -> None:
         return None  # left as it is, for validate to report

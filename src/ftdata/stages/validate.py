@@ -42,6 +42,7 @@ class ValidateOp:
 
     def __init__(self, config: ValidateConfig) -> None:
         self.counts: Counter[str] = Counter()
+        self.last: list[Problem] = []  # what the last apply counted
 
     def apply(self, record: Any, kind: str) -> bool | tuple[str, str]:
         return self._verdict(validate_record(record, kind))
@@ -50,10 +51,16 @@ class ValidateOp:
         return self._verdict(record_problems(text, None))
 
     def _verdict(self, problems: list[Problem]) -> bool | tuple[str, str]:
+        self.last = problems
         if not problems:
             return False
         self.counts.update(p.reason for p in problems)
         return problems[0].reason, format_problems(problems)
+
+    def undo(self) -> None:
+        self.counts.subtract(p.reason for p in self.last)
+        self.counts = +self.counts  # drop reasons back at zero
+        self.last = []
 
     def stats(self) -> dict[str, Any]:
         return {"problems_by_reason": dict(sorted(self.counts.items()))}
