@@ -14,7 +14,7 @@ import polars as pl
 
 import ftdata
 from ftdata import frame as F
-from ftdata.store import MANIFEST, REJECTED, ROWS, SCHEMA_VERSION, Store, Version, dump_json, file_entry, sha256_file
+from ftdata.store import MANIFEST, REJECTED, ROWS, SCHEMA_VERSION, Store, Version, dump_json, file_entry
 
 if TYPE_CHECKING:
     from ftdata.pipeline import StageReport
@@ -113,15 +113,16 @@ def write_version(
     hashing = ThreadPoolExecutor(max_workers=1)
     try:
         splits: dict[str, dict[str, Any]] = {}
-        hashes: dict[str, Future[str]] = {}
+        files_of: dict[str, Future[dict[str, Any]]] = {}
         index_parts: list[pl.DataFrame] = []
         has_tokens = F.TOKENS in final.columns
+        written = 0
         for name in names:
             part = final.filter(pl.col(F.SPLIT) == name)
             path = tmp / f"{name}.jsonl"
             write_records(path, part.get_column(F.RECORD))
-            hashes[name] = hashing.submit(sha256_file, path)
-            entry: dict[str, Any] = {"path": path.name, "sha256": "", "bytes": path.stat().st_size, "rows": part.height}
+            files_of[name] = hashing.submit(file_entry, path, part.height)
+            entry: dict[str, Any] = {}
             entry["synthetic"] = int(part.get_column(F.ORIGIN).str.starts_with("synthetic").sum())
             entry["labels"] = label_distribution(part) if part.get_column(F.LABEL).null_count() < part.height else {}
             if has_tokens:
@@ -130,7 +131,7 @@ def write_version(
                     entry["trained_tokens"] = int(part.get_column(F.TRAINED_TOKENS).sum() or 0)
             splits[name] = entry
             index_parts.append(index_frame(part))
-        written = sum(s["rows"] for s in splits.values())
+            written += part.height
         if written != final.height:
             raise ValueError(f"{final.height - written} rows have no split; refusing to write a version that does not add up")
 
@@ -140,8 +141,8 @@ def write_version(
             "rejected": file_entry(tmp / REJECTED, rejected.height),
             "rows": file_entry(tmp / ROWS, final.height),
         }
-        for name, digest in hashes.items():
-            splits[name]["sha256"] = digest.result()
+        for name, file in files_of.items():
+            splits[name].update(file.result())  # path, sha256, bytes, rows
 
         by_reason: dict[str, int] = {}
         for report in reports:

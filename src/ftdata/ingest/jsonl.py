@@ -182,8 +182,7 @@ def _parse_range_job(
     # The newest Arrow flavour keeps polars' string views as they are: no conversion either way.
     newest = pl.CompatLevel.newest()
     files = []
-    for name, frame in (("kept", rows.kept_frame()), ("rejected", rows.rejected_frame()),
-                        ("stage", rows.stage_rejected_frame())):
+    for name, frame in zip(("kept", "rejected", "stage"), rows.frames(), strict=True):
         files.append(f"{out}/{start}.{name}.arrow")
         frame.write_ipc(files[-1], compression="uncompressed", compat_level=newest)
     return files, lines, rows.row_runner.stats()
@@ -220,8 +219,7 @@ def _read_parallel(
                     for start, end in ranges[1:]
                 ]
                 first, lines = parse_range(path, source, *ranges[0], plan, row_steps=row_steps)
-                add((first.kept_frame(), first.rejected_frame(), first.stage_rejected_frame()), lines,
-                    first.row_runner.stats())
+                add(first.frames(), lines, first.row_runner.stats())
                 del first
                 sha256 = sha256_file(path)  # hashed here while the workers parse
                 for job in jobs:  # in range order, so the result does not depend on `workers`

@@ -87,12 +87,12 @@ class RowCollector:
         except orjson.JSONEncodeError as exc:
             # orjson reads 1024 levels of nesting but writes only 254.
             return "too_deeply_nested", f"cannot be serialised: {exc}"
+        text, row_id = data.decode(), hashlib.sha256(data).hexdigest()
         if verdict is not None:
-            text = data.decode()
-            self.stage_rejects.append((text, hashlib.sha256(data).hexdigest(), line, label, group, *verdict))
+            self.stage_rejects.append((text, row_id, line, label, group, *verdict))
             return None
-        self.records.append(data.decode())
-        self.ids.append(hashlib.sha256(data).hexdigest())
+        self.records.append(text)
+        self.ids.append(row_id)
         self.lines.append(line)
         self.labels.append(label)
         self.groups.append(group)
@@ -105,10 +105,12 @@ class RowCollector:
         self.rejects.append((line, reason, detail, raw))
 
     def finish(self, rows: int, layout: str | None, sha256: str) -> FileRows:
-        return FileRows(
-            self.kept_frame(), self.rejected_frame(), rows, layout, sha256, self.stage_rejected_frame(),
-            self.row_runner.stats(),
-        )
+        kept, rejected, stage_rejected = self.frames()
+        return FileRows(kept, rejected, rows, layout, sha256, stage_rejected, self.row_runner.stats())
+
+    def frames(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        """Kept rows, rows ingest rejected, rows a row stage rejected."""
+        return self.kept_frame(), self.rejected_frame(), self.stage_rejected_frame()
 
     def stage_rejected_frame(self) -> pl.DataFrame:
         if not self.stage_rejects:
