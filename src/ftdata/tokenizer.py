@@ -379,5 +379,5 @@ def count_records(
 
 
 def warm_counter(spec: str) -> None:
-    """Build the counter for `spec` now (a worker warming up: the o200k encoding takes about a second)."""
+    """Build the counter for `spec` now (a worker warming up: building o200k took 0.34 s here)."""
     _counter(spec)

@@ -2,8 +2,8 @@
 
 The GIL binds everything here (orjson, numpy on small arrays, tiktoken), so the work goes to processes.
 They are spawned, never forked: forking a process that runs polars' thread pool can deadlock. A spawned
-worker costs about a second to start and import, and a tiktoken encoding another second to build, so a
-curate run starts one pool at the beginning, warms it (imports, the encoding) while the main process
+worker has to start, import polars and numpy (~0.3 s here) and build its tiktoken encoding (~0.3 s), and
+each stage used to pay that again, so a curate run starts one pool at the beginning, warms it (imports, the encoding) while the main process
 reads its first file, and hands it to every stage through `Context.pool`; code run without one makes
 its own. Scripts that use workers must guard their entry point with `if __name__ == "__main__":`.
 """
