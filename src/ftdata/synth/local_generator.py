@@ -24,6 +24,7 @@ from ftdata.synth.base import (
     GenerationSettings,
     SynthError,
 )
+from ftdata.synth.decode import Sampler, reserved_cache
 from ftdata.synth.quality import sentence_end
 
 if TYPE_CHECKING:
@@ -179,46 +180,53 @@ class LocalGenerator:
             torch.set_num_threads(threads)
 
 
+# A batch drops its ended rows (from the KV cache too) once they are this share of its rows: every drop
+# copies the cache, and an ended row still riding along costs a row's compute per step.
+COMPACT_SHARE = 8
+
+
 def generate_batch(loaded: LoadedModel, requests: Sequence[GenerationRequest], settings: GenerationSettings) -> list[GenerationResult]:
-    """One batch, decoded token by token; a row leaves the batch as soon as its reply ends.
+    """One batch, decoded token by token; rows leave the batch soon after their replies end.
 
     `model.generate` runs every row until the longest reply of the batch ends, and a finished row costs
-    about as much per step as a running one. Here a finished row is dropped from the batch and from the
-    KV cache, so each step only runs unfinished rows. A reply ends at an end-of-sequence token, a stop
-    string, its sentence limit, or the token cap (`finish_reason` "length": the stage rejects it as
-    truncated).
+    about as much per step as a running one. Here ended rows are dropped from the batch and from the KV
+    cache (once they are 1/COMPACT_SHARE of it), so steps run (nearly) only unfinished rows. A reply ends
+    at an end-of-sequence token, a stop string, its sentence limit, or the token cap (`finish_reason`
+    "length": the stage rejects it as truncated).
     """
     import torch
 
     tok = loaded.tokenizer
     prompts = [tok.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) for r in requests]
     token_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    sampler = Sampler(settings, loaded.eos_ids)
+    sampler = Sampler(settings.temperature, TOP_P, REPETITION_PENALTY, loaded.eos_ids)
     replies = [ReplyState(r, tok, loaded.eos_ids) for r in requests]
-    active = list(range(len(requests)))  # row i of the running batch is request active[i]
+    # Row i of the running batch decodes request rows[i]; None once that reply has ended.
+    rows: list[int | None] = list(range(len(requests)))
     # One seed per batch: torch samples a batch from one generator. Each reply is cached under its own
     # request seed, so a re-run reads back exactly these replies.
     torch.manual_seed(requests[0].seed)
     with torch.inference_mode():
-        output, history, mask, positions = prefill(loaded, token_ids)
-        cache = output.past_key_values
+        logits, history, mask, positions, cache = prefill(loaded, token_ids, settings.max_new_tokens)
         next_position = positions[:, -1] + 1
         for _ in range(settings.max_new_tokens):
-            tokens = sampler(history, output.logits[:, -1, :].float())
-            token_list = tokens.tolist()
-            keep = [row for row, index in enumerate(active)
-                    if not replies[index].add(token_list[row], settings.max_new_tokens)]
-            if not keep:
+            tokens = sampler(history, logits.float())
+            for row, token in enumerate(tokens.tolist()):
+                index = rows[row]
+                if index is not None and replies[index].add(token, settings.max_new_tokens):
+                    rows[row] = None
+            live = [row for row, index in enumerate(rows) if index is not None]
+            if not live:
                 break
-            if len(keep) < len(active):
-                rows = torch.tensor(keep, device=tokens.device)
-                cache.batch_select_indices(rows)
-                tokens, history, mask, next_position = tokens[rows], history[rows], mask[rows], next_position[rows]
-                active = [active[row] for row in keep]
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            if len(rows) - len(live) >= max(1, len(rows) // COMPACT_SHARE):
+                keep = torch.tensor(live, device=tokens.device)
+                cache.batch_select_indices(keep)
+                tokens, history, mask, next_position = tokens[keep], history[keep], mask[keep], next_position[keep]
+                rows = [rows[row] for row in live]
+            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
             history = torch.cat([history, tokens[:, None]], dim=1)
-            output = loaded.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
-                                  past_key_values=cache, use_cache=True)
+            logits = loaded.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
+                                  past_key_values=cache, use_cache=True).logits[:, -1, :]
             next_position = next_position + 1
     return [reply.result(len(ids)) for reply, ids in zip(replies, token_ids, strict=True)]
 
@@ -232,69 +240,82 @@ def shared_prefix_length(token_ids: Sequence[Sequence[int]]) -> int:
     return length
 
 
-def prefill(loaded: LoadedModel, token_ids: Sequence[Sequence[int]]) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Read the prompts into the KV cache: (model output, token ids, attention mask, position ids).
+# Prompts whose own parts are within this share of the longest one are read in one forward pass; a
+# shorter prompt starts a new pass rather than being padded (padding is read like any token).
+MAX_PADDING_SHARE = 0.15
+
+
+def length_groups(lengths: Sequence[int]) -> list[list[int]]:
+    """Indices of `lengths` in groups of similar length, longest first: each group's lengths are at least
+    (1 - MAX_PADDING_SHARE) of its longest."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    groups: list[list[int]] = []
+    for index in order:
+        if groups and lengths[index] >= (1 - MAX_PADDING_SHARE) * lengths[groups[-1][0]]:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
+def prefill(loaded: LoadedModel, token_ids: Sequence[Sequence[int]],
+            max_new_tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+    """Read the prompts into a KV cache: (last logits, token ids, attention mask, position ids, cache).
 
     Prompts of a run share their opening (chat template and system turn), and reading prompt tokens is
-    most of a CPU batch's time, so the shared prefix is read once and its cache copied to every row. Each
-    row is then [prefix][padding][own tokens]: the padding sits between the parts, masked out, and
-    position ids skip it, so every row sees exactly its own prompt.
+    most of a CPU batch's time, so the shared prefix is read once and its keys and values copied to every
+    row. The rest of each prompt (its own part) is read in `length_groups`, so few padding tokens are
+    read. In the cache each row is [prefix][gap][own tokens]: the gap (padding) is masked out, and
+    position ids skip it, so every row sees exactly its own prompt. The cache reserves room for
+    `max_new_tokens` more positions (`decode.reserved_cache`).
     """
     import torch
 
-    device = loaded.device
+    device, model = loaded.device, loaded.model
+    layers = model.config.num_hidden_layers
     shared = shared_prefix_length(token_ids)
-    own = [ids[shared:] for ids in token_ids]
+    own = [list(ids[shared:]) for ids in token_ids]
     width = max(len(ids) for ids in own)
     pad = loaded.tokenizer.pad_token_id
-    suffix = torch.tensor([[pad] * (width - len(ids)) + list(ids) for ids in own], dtype=torch.long, device=device)
-    suffix_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in own], dtype=torch.long,
-                               device=device)
     rows = len(token_ids)
-    prefix = torch.tensor([list(token_ids[0][:shared])], dtype=torch.long, device=device).expand(rows, shared)
-    mask = torch.cat([torch.ones_like(prefix), suffix_mask], dim=1)
+    history = torch.tensor([list(token_ids[0][:shared]) + [pad] * (width - len(ids)) + ids for ids in own],
+                           dtype=torch.long, device=device)
+    mask = torch.tensor([[1] * shared + [0] * (width - len(ids)) + [1] * len(ids) for ids in own],
+                        dtype=torch.long, device=device)
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    cache = None
+    prefix = None
     if shared:
-        cache = loaded.model(input_ids=prefix[:1], use_cache=True, logits_to_keep=1).past_key_values
-        cache.batch_repeat_interleave(rows)
-    output = loaded.model(input_ids=suffix, attention_mask=mask, position_ids=positions[:, shared:],
-                          past_key_values=cache, use_cache=True, logits_to_keep=1)
-    return output, torch.cat([prefix, suffix], dim=1), mask, positions
-
-
-class Sampler:
-    """Next tokens from logits: repetition penalty (sparing the end-of-turn tokens), temperature, top-p.
-
-    `model.generate` penalises every token already in the prompt. In a chat prompt that includes the
-    end-of-turn token, which closes every turn (and is the padding): penalised, it made replies less
-    likely to end, and every reply that runs into the cap is a rejected candidate.
-    """
-
-    def __init__(self, settings: GenerationSettings, end_ids: set[int]) -> None:
-        from transformers.generation.logits_process import (
-            LogitsProcessorList,
-            RepetitionPenaltyLogitsProcessor,
-            TemperatureLogitsWarper,
-            TopPLogitsWarper,
-        )
-
-        self.end_ids = sorted(end_ids)
-        self.penalty = RepetitionPenaltyLogitsProcessor(REPETITION_PENALTY)
-        self.sample = settings.temperature > 0
-        self.warpers = LogitsProcessorList(
-            [TemperatureLogitsWarper(settings.temperature), TopPLogitsWarper(TOP_P)] if self.sample else [])
-
-    def __call__(self, history: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        end_logits = logits[:, self.end_ids].clone()
-        scores = self.penalty(history, logits)
-        scores[:, self.end_ids] = end_logits
-        if not self.sample:
-            return scores.argmax(dim=-1)
-        scores = self.warpers(history, scores)
-        return torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        prefix = reserved_cache(layers, shared)
+        model(input_ids=history[:1, :shared], past_key_values=prefix, use_cache=True, logits_to_keep=1)
+    cache = reserved_cache(layers, shared + width + max_new_tokens)
+    pieces = []
+    for group in length_groups([len(ids) for ids in own]):
+        group_width = len(own[group[0]])
+        gap = width - group_width
+        part = reserved_cache(layers, shared + group_width)
+        for layer, prefix_layer in zip(part.layers, prefix.layers if prefix else [None] * layers, strict=True):
+            if prefix_layer is not None:
+                layer.reserve(len(group), prefix_layer.keys)
+                layer.place(slice(None), 0, prefix_layer.keys, prefix_layer.values, shared)
+        index = torch.tensor(group, device=device)
+        output = model(input_ids=history[index, shared + gap:],
+                       attention_mask=torch.cat([mask[index, :shared], mask[index, shared + gap:]], dim=1),
+                       position_ids=positions[index, shared + gap:], past_key_values=part, use_cache=True,
+                       logits_to_keep=1)
+        pieces.append((index, output.logits[:, -1]))
+        for layer, part_layer in zip(cache.layers, part.layers, strict=True):
+            if not layer.is_initialized:
+                layer.reserve(rows, part_layer.keys)
+            keys, values = part_layer.keys, part_layer.values
+            if gap:  # positions no row of this group uses: zeros (masked out, but never garbage)
+                layer.place(index, shared, keys.new_zeros(keys[:, :, :gap].shape), values.new_zeros(
+                    values[:, :, :gap].shape), shared + width)
+            layer.place(index, 0, keys[:, :, :shared], values[:, :, :shared], shared + width)
+            layer.place(index, shared + gap, keys[:, :, shared:], values[:, :, shared:], shared + width)
+    logits = pieces[0][1].new_empty((rows, pieces[0][1].shape[-1]))
+    for index, part_logits in pieces:
+        logits[index] = part_logits
+    return logits, history, mask, positions, cache
 
 
 class ReplyState:
