@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 ftdata() { .venv/bin/ftdata "$@"; }
 export FTDATA_STORE="${FTDATA_STORE:-datasets}"
 
-# 200 synthetic rows aimed at the smallest categories: about 3.5 minutes on 2 idle CPU cores with the
+# 200 synthetic rows aimed at the smallest categories: about 2 minutes on 2 idle CPU cores with the
 # bundled 135M model (twice that or more while other work keeps a core busy); SYNTH=60 for a quicker run.
 echo "== 1. Curate sample_data/raw.csv: validate, dedup, ${SYNTH:-200} synthetic rows, tokens + cost, balance, split" >&2
 ftdata curate sample_data/raw.csv --name support \

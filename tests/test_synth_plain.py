@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import orjson
@@ -12,6 +12,7 @@ from factories import chat
 from ftdata import frame as F
 from ftdata.stage import Context
 from ftdata.synth.base import GenerationRequest, GenerationResult, GenerationSettings
+from ftdata.synth.execute import CHUNK_BATCHES
 from ftdata.synth.stage import SynthConfig, synthesize
 
 SYSTEM = "You are the support assistant of Ledgerly."
@@ -50,7 +51,8 @@ class ScriptedModel:
     def check(self, settings: GenerationSettings) -> None:
         return None
 
-    def generate(self, requests: Sequence[GenerationRequest], settings: GenerationSettings) -> list[GenerationResult]:
+    def generate(self, requests: Sequence[GenerationRequest], settings: GenerationSettings,
+                 on_reply: Callable[[], None] | None = None) -> list[GenerationResult]:
         self.batches.append(list(requests))
         results = []
         for request in requests:
@@ -74,12 +76,13 @@ def test_two_passes_question_then_answer_with_reasons(tmp_path: Path) -> None:
     ctx = Context(seed=0, cache_dir=tmp_path)
     plan = plan_candidates(collect_seeds(frame), {}, 4, "self-instruct", 2, False, ctx.rng("synth"))
     model = ScriptedModel({c.request_seed: c.number for c in plan})
-    result = synthesize(frame, SynthConfig(n=4, generator="scripted", k=2, batch_size=2, max_share=1.0), ctx, model)
+    result = synthesize(frame, SynthConfig(n=4, generator="scripted", k=2, batch_size=1, max_share=1.0), ctx, model)
 
-    # Batches of two candidates: questions for both, then answers for those whose question parsed.
-    assert [len(b) for b in model.batches] == [2, 1, 2, 2]
+    # One call of CHUNK_BATCHES x batch_size candidates: questions for all, then answers for those whose
+    # question parsed (candidate 2's is empty).
+    assert CHUNK_BATCHES * 1 == 4 and [len(b) for b in model.batches] == [4, 3]
     # The seeds' questions are one line each: new questions end at their first line break.
-    assert [r.stop for r in model.batches[0]] == [("\n",), ("\n",)] and model.batches[1][0].stop == ()
+    assert [r.stop for r in model.batches[0]] == [("\n",)] * 4 and model.batches[1][0].stop == ()
     # Seeds have one sentence per question and per answer: so may the new ones, and pass 2 says so.
     assert [r.max_sentences for batch in model.batches for r in batch] == [1, 1, 1, 1, 1, 1, 1]
     assert model.batches[1][0].messages[0] == {"role": "system", "content": f"{SYSTEM}\n\nReply in at most 1 sentence."}

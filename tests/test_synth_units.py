@@ -227,7 +227,7 @@ def test_generation_threads_stay_within_this_process_cores() -> None:
 
 
 def test_shared_prefix_leaves_every_prompt_a_token_of_its_own() -> None:
-    from ftdata.synth.local_generator import shared_prefix_length
+    from ftdata.synth.engine import shared_prefix_length
 
     assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
     assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2

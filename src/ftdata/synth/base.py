@@ -7,7 +7,7 @@ quality checks), so a generator only has to turn `GenerationRequest`s into `Gene
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
@@ -76,8 +76,9 @@ class Generator(Protocol):
     """What `register_generators` registers."""
 
     name: str
-    # True: `generate` takes a whole batch in one call (a local model); the stage sends `batch_size`
-    # requests at a time, one call at a time. False: one request per call, `concurrency` calls at once.
+    # True: `generate` takes many requests in one call (a local model) and keeps up to `batch_size` of them
+    # decoding at once; the stage sends CHUNK_BATCHES x `batch_size` requests a call, one call at a time,
+    # and passes `on_reply`. False: one request per call, `concurrency` calls at once.
     batched: bool
     # True: replies reliably with a JSON object when asked (one request makes a whole example). False:
     # the stage asks for plain text in two passes (a user message, then the assistant's reply).
@@ -88,8 +89,10 @@ class Generator(Protocol):
     def check(self, settings: GenerationSettings) -> None:
         """Raise SynthError before any work when the generator cannot run (missing key, missing package)."""
 
-    def generate(self, requests: Sequence[GenerationRequest], settings: GenerationSettings) -> list[GenerationResult]:
-        """One result per request, in order. Raise SynthError for failures that retrying will not fix."""
+    def generate(self, requests: Sequence[GenerationRequest], settings: GenerationSettings,
+                 on_reply: Callable[[], None] | None = None) -> list[GenerationResult]:
+        """One result per request, in order; a batched generator calls `on_reply` as each reply ends (for
+        progress). Raise SynthError for failures that retrying will not fix."""
         ...
 
 

@@ -11,7 +11,7 @@ candidate and yields the same rows while paying nothing.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -30,6 +30,10 @@ from ftdata.synth.prompts import SeedExample
 from ftdata.synth.quality import repetition_problem, sentence_count
 
 SEED_MODULUS = 2**31
+# A batched generator gets this many batches' worth of candidates a call: it keeps `batch_size` replies
+# decoding and starts the next request as soon as one ends, so a call pays for one batch's tail (the
+# few longest replies running nearly alone), not one per batch.
+CHUNK_BATCHES = 4
 QUESTION_CAP_FLOOR = 48
 ANSWER_CAP_FLOOR = 64
 
@@ -124,6 +128,7 @@ class CandidateRunner:
         self.answer_settings = replace(
             settings, max_new_tokens=style_cap([s.assistant for s in seeds], settings.max_new_tokens, ANSWER_CAP_FLOOR))
         self.question_sentences = sentence_limit([s.user for s in seeds])
+        self.on_reply: Callable[[], None] | None = None  # for progress, called as a batched generator's replies end
         self.answer_sentences = sentence_limit([s.assistant for s in seeds])
 
     def complete(self, requests: Sequence[GenerationRequest], usage: Usage,
@@ -132,7 +137,13 @@ class CandidateRunner:
         keys = [generation_key(self.generator.name, self.model, settings, r) for r in requests]
         results = [self.cache.get(key) for key in keys]
         missing = [i for i, result in enumerate(results) if result is None]
-        fresh = self.generator.generate([requests[i] for i in missing], settings) if missing else []
+        todo = [requests[i] for i in missing]
+        if not todo:
+            fresh = []
+        elif self.generator.batched:
+            fresh = self.generator.generate(todo, settings, on_reply=self.on_reply)
+        else:
+            fresh = self.generator.generate(todo, settings)
         for i, result in zip(missing, fresh, strict=True):
             self.cache.put(keys[i], result)
             results[i] = result
@@ -242,6 +253,14 @@ def run_candidates(
     chunks = even_chunks(candidates, chunk_size)
     outcomes: list[Outcome] = []
     usage = Usage()
+    replies = 0
+
+    def reply_ended() -> None:  # from the generator's thread; the progress line is thread-safe
+        nonlocal replies
+        replies += 1
+        progress.start(f"synth: {len(outcomes)}/{len(candidates)} generated, {replies} replies", None)
+
+    runner.on_reply = reply_ended
     futures: list[Future[tuple[list[Outcome], Usage]]] = []
     collected = 0
     cap_reached = False

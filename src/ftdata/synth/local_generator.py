@@ -1,5 +1,5 @@
 """`local`: a transformers causal LM on this machine (CPU or CUDA), batched generation by ftdata's own
-decode loop (shared prompt prefix read once, finished rows dropped from the batch; see `generate_batch`).
+continuous-batching decode loop (`ftdata.synth.engine`).
 
 With no model named it runs the bundled SmolLM2-135M-Instruct (`ftdata.models`), so synthesis works
 offline; any Hugging Face model directory or hub id works too. Precision: bf16 on CUDA, and on CPUs with
@@ -13,19 +13,16 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ftdata.models import BUNDLED_NAME, ModelNotAvailable, resolve_model
 from ftdata.synth.base import (
-    FinishReason,
     GenerationRequest,
     GenerationResult,
     GenerationSettings,
     SynthError,
 )
-from ftdata.synth.decode import Sampler, reserved_cache
-from ftdata.synth.quality import sentence_end
 
 if TYPE_CHECKING:
     import torch
@@ -163,8 +160,11 @@ class LocalGenerator:
                     raise SynthError(f"cannot load local model {settings.model!r}: {exc}") from None
             return self._loaded[key]
 
-    def generate(self, requests: Sequence[GenerationRequest], settings: GenerationSettings) -> list[GenerationResult]:
+    def generate(self, requests: Sequence[GenerationRequest], settings: GenerationSettings,
+                 on_reply: Callable[[], None] | None = None) -> list[GenerationResult]:
         import torch
+
+        from ftdata.synth import engine
 
         if not requests:
             return []
@@ -175,184 +175,6 @@ class LocalGenerator:
             # this process may use fewer, and cores other processes keep busy cost far more than they give.
             torch.set_num_threads(generation_threads())
         try:
-            return generate_batch(loaded, requests, settings)
+            return engine.generate(loaded, requests, settings, settings.batch_size, TOP_P, REPETITION_PENALTY, on_reply)
         finally:
             torch.set_num_threads(threads)
-
-
-# A batch drops its ended rows (from the KV cache too) once they are this share of its rows: every drop
-# copies the cache, and an ended row still riding along costs a row's compute per step.
-COMPACT_SHARE = 8
-
-
-def generate_batch(loaded: LoadedModel, requests: Sequence[GenerationRequest], settings: GenerationSettings) -> list[GenerationResult]:
-    """One batch, decoded token by token; rows leave the batch soon after their replies end.
-
-    `model.generate` runs every row until the longest reply of the batch ends, and a finished row costs
-    about as much per step as a running one. Here ended rows are dropped from the batch and from the KV
-    cache (once they are 1/COMPACT_SHARE of it), so steps run (nearly) only unfinished rows. A reply ends
-    at an end-of-sequence token, a stop string, its sentence limit, or the token cap (`finish_reason`
-    "length": the stage rejects it as truncated).
-    """
-    import torch
-
-    tok = loaded.tokenizer
-    prompts = [tok.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) for r in requests]
-    token_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    sampler = Sampler(settings.temperature, TOP_P, REPETITION_PENALTY, loaded.eos_ids)
-    replies = [ReplyState(r, tok, loaded.eos_ids) for r in requests]
-    # Row i of the running batch decodes request rows[i]; None once that reply has ended.
-    rows: list[int | None] = list(range(len(requests)))
-    # One seed per batch: torch samples a batch from one generator. Each reply is cached under its own
-    # request seed, so a re-run reads back exactly these replies.
-    torch.manual_seed(requests[0].seed)
-    with torch.inference_mode():
-        logits, history, mask, positions, cache = prefill(loaded, token_ids, settings.max_new_tokens)
-        next_position = positions[:, -1] + 1
-        for _ in range(settings.max_new_tokens):
-            tokens = sampler(history, logits.float())
-            for row, token in enumerate(tokens.tolist()):
-                index = rows[row]
-                if index is not None and replies[index].add(token, settings.max_new_tokens):
-                    rows[row] = None
-            live = [row for row, index in enumerate(rows) if index is not None]
-            if not live:
-                break
-            if len(rows) - len(live) >= max(1, len(rows) // COMPACT_SHARE):
-                keep = torch.tensor(live, device=tokens.device)
-                cache.batch_select_indices(keep)
-                tokens, history, mask, next_position = tokens[keep], history[keep], mask[keep], next_position[keep]
-                rows = [rows[row] for row in live]
-            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
-            history = torch.cat([history, tokens[:, None]], dim=1)
-            logits = loaded.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_position[:, None],
-                                  past_key_values=cache, use_cache=True).logits[:, -1, :]
-            next_position = next_position + 1
-    return [reply.result(len(ids)) for reply, ids in zip(replies, token_ids, strict=True)]
-
-
-def shared_prefix_length(token_ids: Sequence[Sequence[int]]) -> int:
-    """Leading tokens all prompts share, leaving each prompt at least one token of its own."""
-    shortest = min(len(ids) for ids in token_ids)
-    length = 0
-    while length < shortest - 1 and all(ids[length] == token_ids[0][length] for ids in token_ids):
-        length += 1
-    return length
-
-
-# Prompts whose own parts are within this share of the longest one are read in one forward pass; a
-# shorter prompt starts a new pass rather than being padded (padding is read like any token).
-MAX_PADDING_SHARE = 0.15
-
-
-def length_groups(lengths: Sequence[int]) -> list[list[int]]:
-    """Indices of `lengths` in groups of similar length, longest first: each group's lengths are at least
-    (1 - MAX_PADDING_SHARE) of its longest."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    groups: list[list[int]] = []
-    for index in order:
-        if groups and lengths[index] >= (1 - MAX_PADDING_SHARE) * lengths[groups[-1][0]]:
-            groups[-1].append(index)
-        else:
-            groups.append([index])
-    return groups
-
-
-def prefill(loaded: LoadedModel, token_ids: Sequence[Sequence[int]],
-            max_new_tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Any]:
-    """Read the prompts into a KV cache: (last logits, token ids, attention mask, position ids, cache).
-
-    Prompts of a run share their opening (chat template and system turn), and reading prompt tokens is
-    most of a CPU batch's time, so the shared prefix is read once and its keys and values copied to every
-    row. The rest of each prompt (its own part) is read in `length_groups`, so few padding tokens are
-    read. In the cache each row is [prefix][gap][own tokens]: the gap (padding) is masked out, and
-    position ids skip it, so every row sees exactly its own prompt. The cache reserves room for
-    `max_new_tokens` more positions (`decode.reserved_cache`).
-    """
-    import torch
-
-    device, model = loaded.device, loaded.model
-    layers = model.config.num_hidden_layers
-    shared = shared_prefix_length(token_ids)
-    own = [list(ids[shared:]) for ids in token_ids]
-    width = max(len(ids) for ids in own)
-    pad = loaded.tokenizer.pad_token_id
-    rows = len(token_ids)
-    history = torch.tensor([list(token_ids[0][:shared]) + [pad] * (width - len(ids)) + ids for ids in own],
-                           dtype=torch.long, device=device)
-    mask = torch.tensor([[1] * shared + [0] * (width - len(ids)) + [1] * len(ids) for ids in own],
-                        dtype=torch.long, device=device)
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    prefix = None
-    if shared:
-        prefix = reserved_cache(layers, shared)
-        model(input_ids=history[:1, :shared], past_key_values=prefix, use_cache=True, logits_to_keep=1)
-    cache = reserved_cache(layers, shared + width + max_new_tokens)
-    pieces = []
-    for group in length_groups([len(ids) for ids in own]):
-        group_width = len(own[group[0]])
-        gap = width - group_width
-        part = reserved_cache(layers, shared + group_width)
-        for layer, prefix_layer in zip(part.layers, prefix.layers if prefix else [None] * layers, strict=True):
-            if prefix_layer is not None:
-                layer.reserve(len(group), prefix_layer.keys)
-                layer.place(slice(None), 0, prefix_layer.keys, prefix_layer.values, shared)
-        index = torch.tensor(group, device=device)
-        output = model(input_ids=history[index, shared + gap:],
-                       attention_mask=torch.cat([mask[index, :shared], mask[index, shared + gap:]], dim=1),
-                       position_ids=positions[index, shared + gap:], past_key_values=part, use_cache=True,
-                       logits_to_keep=1)
-        pieces.append((index, output.logits[:, -1]))
-        for layer, part_layer in zip(cache.layers, part.layers, strict=True):
-            if not layer.is_initialized:
-                layer.reserve(rows, part_layer.keys)
-            keys, values = part_layer.keys, part_layer.values
-            if gap:  # positions no row of this group uses: zeros (masked out, but never garbage)
-                layer.place(index, shared, keys.new_zeros(keys[:, :, :gap].shape), values.new_zeros(
-                    values[:, :, :gap].shape), shared + width)
-            layer.place(index, 0, keys[:, :, :shared], values[:, :, :shared], shared + width)
-            layer.place(index, shared + gap, keys[:, :, shared:], values[:, :, shared:], shared + width)
-    logits = pieces[0][1].new_empty((rows, pieces[0][1].shape[-1]))
-    for index, part_logits in pieces:
-        logits[index] = part_logits
-    return logits, history, mask, positions, cache
-
-
-class ReplyState:
-    """The reply of one request as it is decoded, and whether (and why) it has ended."""
-
-    def __init__(self, request: GenerationRequest, tokenizer: Any, eos_ids: set[int]) -> None:
-        self.request = request
-        self.tokenizer = tokenizer
-        self.eos_ids = eos_ids
-        self.tokens: list[int] = []
-        self.text = ""
-        self.finish: FinishReason | None = None
-
-    def add(self, token: int, max_new_tokens: int) -> bool:
-        """Take the next token; True once the reply has ended."""
-        self.tokens.append(token)
-        if token in self.eos_ids:
-            self.finish = "stop"
-            return True
-        self.text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
-        stopped_at = min((i for i in (self.text.find(s) for s in self.request.stop) if i >= 0), default=None)
-        if stopped_at is not None:
-            self.text, self.finish = self.text[:stopped_at], "stop"
-        elif self.request.max_sentences is not None:
-            end = sentence_end(self.text, self.request.max_sentences)
-            if end is not None:
-                self.text, self.finish = self.text[:end], "sentence_limit"
-        if self.finish is None and len(self.tokens) >= max_new_tokens:
-            self.finish = "length"
-        return self.finish is not None
-
-    def result(self, prompt_tokens: int) -> GenerationResult:
-        return GenerationResult(
-            text=self.text,
-            # A reply still running when its batch ended: only possible at the cap.
-            finish_reason=self.finish or "length",
-            tokens_in=prompt_tokens,
-            tokens_out=len(self.tokens),
-            cost_usd=0.0,
-        )

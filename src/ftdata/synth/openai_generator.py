@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ftdata.pricing import chat_cost
@@ -83,7 +83,8 @@ class OpenAIGenerator:
                 self._clients[base_url] = client
             return client
 
-    def generate(self, requests: Sequence[GenerationRequest], settings: GenerationSettings) -> list[GenerationResult]:
+    def generate(self, requests: Sequence[GenerationRequest], settings: GenerationSettings,
+                 on_reply: Callable[[], None] | None = None) -> list[GenerationResult]:
         client = self._client(settings.base_url)
         return [self._complete(client, request, settings) for request in requests]
 

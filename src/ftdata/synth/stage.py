@@ -27,7 +27,7 @@ from ftdata import frame as F
 from ftdata.stage import Context, Stage, StageConfig, StageResult
 from ftdata.synth.base import GenerationSettings, Generator, SynthError, Usage
 from ftdata.synth.cache import GenerationCache
-from ftdata.synth.execute import CandidateRunner, Outcome, SpendCap, run_candidates
+from ftdata.synth.execute import CHUNK_BATCHES, CandidateRunner, Outcome, SpendCap, run_candidates
 from ftdata.synth.plan import collect_seeds, plan_candidates
 from ftdata.synth.prompts import TEMPLATE_VERSION, example_record
 from ftdata.synth.screen import screen_generated
@@ -96,7 +96,7 @@ def synthesize(frame: pl.DataFrame, config: SynthConfig, ctx: Context, generator
                              config.method, seeds)
     outcomes, usage, cap_reached = run_candidates(
         candidates, runner,
-        chunk_size=settings.batch_size if generator.batched else 1,
+        chunk_size=CHUNK_BATCHES * settings.batch_size if generator.batched else 1,
         workers=1 if generator.batched else settings.concurrency,
         cap=SpendCap(config.max_cost_usd, config.max_tokens),
         progress=ctx.progress,
