@@ -10,10 +10,9 @@ comparison with ftdata's decode loop, which drops each row from the batch when i
     python bench/bench_generate.py                    # bundled SmolLM2-135M-Instruct, CPU threads = cores
     python bench/bench_generate.py --batches 1 8 --max-new-tokens 64 --model path/or/hf-id
 
-Measured on the 2-core dev machine (no AMX, fp32, load average 1.1 before): 21 / 51 / 80 / 86 useful
-tokens/s at batch 1 / 8 / 32 / 64, all replies ended (HEAD before the decode loop, 3 seeds + the whole
-system prompt, `model.generate`: 25 / 40 / 54 at 1 / 8 / 32, 4 of 43 replies at the cap). Replies are
-shorter now, so time per reply says more: 0.44 s at batch 32 against 1.03 s before.
+Measured on the 2-core dev machine (no AMX, fp32, load average 1.35 before): 24.6 / 71.3 / 102.5 / 107.5
+useful tokens/s at batch 1 / 8 / 32 / 64 (`loop`), 119.0 at batch 32 `continuous`; the previous session's
+loop 21 / 51 / 80 / 86, `model.generate` 25 / 40 / 54 at 1 / 8 / 32 (see bench/README.md).
 
 Other processes on the machine change the numbers a lot (2 threads fell 5-10x here with the other core
 busy): the load average is printed before and after.
