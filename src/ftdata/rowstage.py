@@ -98,6 +98,11 @@ def merge_stats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def merge_step_stats(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-step stats of two parts of the input (files, byte ranges) as one, step by step."""
+    return [merge_stats(x, y) for x, y in zip(a, b, strict=True)]
+
+
 def run_rows(frame: pl.DataFrame, stage: str, op: RowOp) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """A row op over a frame: (kept, rejected, stats). Changed records are re-serialised and get a new ID;
     the others keep their text byte for byte. Works CHUNK_ROWS at a time, so only one chunk of records

@@ -28,7 +28,7 @@ from ftdata.ingest.jsonl import read_jsonl
 from ftdata.ingest.options import IngestError, IngestOptions, ingest_cli_options, ingest_options_from_cli
 from ftdata.ingest.parquet import read_parquet
 from ftdata.ingest.rows import FileRows
-from ftdata.rowstage import RowStep, merge_stats
+from ftdata.rowstage import RowStep, merge_step_stats
 
 __all__ = [
     "IngestError",
@@ -112,7 +112,7 @@ def ingest(
         kept.append(rows.frame)
         rejected.append(rows.rejected)
         stage_rejected.append(rows.stage_rejected)
-        stage_stats = [merge_stats(a, b) for a, b in zip(stage_stats, rows.stage_stats, strict=True)]
+        stage_stats = merge_step_stats(stage_stats, rows.stage_stats)
         inputs.append(
             {
                 "path": source,

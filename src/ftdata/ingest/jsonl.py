@@ -26,7 +26,7 @@ from ftdata.ingest.detect import plan_for_objects
 from ftdata.ingest.layouts import LayoutPlan
 from ftdata.ingest.options import IngestError, IngestOptions
 from ftdata.ingest.rows import FileRows, RowCollector, shift_lines
-from ftdata.rowstage import RowStep, merge_stats
+from ftdata.rowstage import RowStep, merge_step_stats
 from ftdata.store import sha256_file
 from ftdata.workers import GUARD_HINT, pool_for
 
@@ -208,7 +208,7 @@ def _read_parallel(
         nonlocal offset, stats
         for part, frame in zip(parts, frames, strict=True):
             part.append(shift_lines(frame, offset))
-        stats = [merge_stats(a, b) for a, b in zip(stats, range_stats, strict=True)]
+        stats = merge_step_stats(stats, range_stats)
         offset += lines
 
     with tempfile.TemporaryDirectory(prefix="ftdata-ingest-") as out:
