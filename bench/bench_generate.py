@@ -24,6 +24,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 
 from ftdata.synth.base import GenerationRequest, GenerationResult, GenerationSettings
 from ftdata.synth.execute import sentence_limit
@@ -73,9 +74,8 @@ def continuous(loaded: LoadedModel, requests: list[GenerationRequest], settings:
     """ftdata's engine as the synth stage runs it: 4x the batch size in one call, `batch` rows at a time."""
     from ftdata.synth import engine
 
-    batch = len(requests)
-    more = requests_for(4 * batch)
-    return engine.generate(loaded, more, settings, batch, TOP_P, REPETITION_PENALTY)
+    more = [replace(r, seed=r.seed + 100_000 * k) for k in range(4) for r in requests]
+    return engine.generate(loaded, more, settings, len(requests), TOP_P, REPETITION_PENALTY)
 
 
 def static_generate(loaded: LoadedModel, requests: list[GenerationRequest], settings: GenerationSettings) -> list[GenerationResult]:

@@ -4,7 +4,7 @@ waiting its turn takes the place of a reply as soon as that ends.
 `model.generate` runs a static batch until its longest reply ends; a batch whose rows have mostly ended
 still pays a weight read per step for a handful of rows (measured: steps with under 20 of 48 rows left
 were 40% of a batch's decode time). Here every row of the running batch shares one column space in a
-reserved KV cache (`decode.reserved_cache`): a decode step writes each row's new token at the same
+reserved KV cache (`decode.ReservedCache`): a decode step writes each row's new token at the same
 column, and a request admitted later has its prompt placed so that it ends at that column, with the
 columns before it masked out. When the cache runs out of columns, the columns no live row uses any more
 are cut from the left.
@@ -121,10 +121,11 @@ class RunningBatch:
         self.history = torch.full((0, longest), pad, dtype=torch.long, device=self.device)
         self.mask = torch.zeros((0, longest), dtype=torch.long, device=self.device)
         self.next_position = torch.zeros((0,), dtype=torch.long, device=self.device)
+        self.prefix_ids = list(token_ids[0][:self.shared])
         self.prefix: ReservedCache | None = None
         if self.shared:
             self.prefix = ReservedCache(self.layers, self.shared, 1)
-            model(input_ids=torch.tensor([list(token_ids[0][:self.shared])], device=self.device),
+            model(input_ids=torch.tensor([self.prefix_ids], device=self.device),
                   past_key_values=self.prefix, use_cache=True, logits_to_keep=1)
         self.cache.set_length(longest)
 
@@ -157,9 +158,8 @@ class RunningBatch:
             self.requests += [indices[g] for g in group]
             self.start += [lead] * len(group)
             self.mask = torch.cat([self.mask, torch.cat([mask.new_zeros((len(group), lead)), mask], dim=1)])
-            prefix_ids = list(self.token_ids[indices[group[0]]][:shared])
             self.history = torch.cat([self.history, torch.tensor(
-                [[self.pad] * lead + prefix_ids + row for row in rows], dtype=torch.long, device=self.device)])
+                [[self.pad] * lead + self.prefix_ids + row for row in rows], dtype=torch.long, device=self.device)])
             self.next_position = torch.cat([self.next_position, torch.tensor(
                 [shared + len(ids) for ids in own], dtype=torch.long, device=self.device)])
         return torch.cat(logits)

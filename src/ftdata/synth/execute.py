@@ -128,8 +128,8 @@ class CandidateRunner:
         self.answer_settings = replace(
             settings, max_new_tokens=style_cap([s.assistant for s in seeds], settings.max_new_tokens, ANSWER_CAP_FLOOR))
         self.question_sentences = sentence_limit([s.user for s in seeds])
-        self.on_reply: Callable[[], None] | None = None  # for progress, called as a batched generator's replies end
         self.answer_sentences = sentence_limit([s.assistant for s in seeds])
+        self.on_reply: Callable[[], None] | None = None  # for progress, called as a batched generator's replies end
 
     def complete(self, requests: Sequence[GenerationRequest], usage: Usage,
                  settings: GenerationSettings | None = None) -> list[GenerationResult]:
