@@ -169,12 +169,3 @@ def records(frame: pl.DataFrame) -> Iterator[dict[str, Any]]:
     loads = orjson.loads
     for text in frame.get_column(RECORD):
         yield loads(text)
-
-
-def with_records(frame: pl.DataFrame, new_records: Sequence[Any]) -> pl.DataFrame:
-    """Replace RECORD (and ID) with re-serialised objects, keeping every other column."""
-    texts = [canonical_json(r) for r in new_records]
-    return frame.with_columns(
-        pl.Series(RECORD, texts, dtype=pl.String()),
-        pl.Series(ID, [row_id(t) for t in texts], dtype=pl.String()),
-    )
